@@ -1,0 +1,102 @@
+# shellcheck shell=bash
+# Shared helpers for the lab scripts. Sourced, never executed.
+# Everything the lab writes lives under $LAB_STATE (outside the repo);
+# built binaries live under $LAB_CACHE (see build-binaries.sh).
+
+LAB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+LAB_STATE="${LAB_STATE:-${XDG_STATE_HOME:-$HOME/.local/state}/fediverse-mastodon-lab}"
+LAB_CACHE="${LAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/fediverse-mastodon-lab}"
+export LAB_STATE LAB_CACHE
+
+# Fixed loopback ports (documented in docs/lab.md).
+LAB_HOST=127.0.0.1
+LAB_PG_PORT=15432
+LAB_REDIS_PORT=16379
+LAB_S3_PORT=17480
+LAB_KUBE_PORT=32766
+
+log() { echo "lab: $*" >&2; }
+die() { echo "lab: ERROR: $*" >&2; exit 1; }
+
+# A random secret made of [a-z0-9] only, so it is safe in URLs and shell.
+gen_secret() {
+  local s
+  s="$(head -c 4096 /dev/urandom | LC_ALL=C tr -dc 'a-z0-9')"
+  printf '%s' "${s:0:${1:-32}}"
+}
+
+# secret NAME: print the secret stored in $LAB_STATE/secrets/NAME, creating it once.
+secret() {
+  local f="$LAB_STATE/secrets/$1"
+  if [ ! -s "$f" ]; then
+    mkdir -p "$LAB_STATE/secrets" && chmod 700 "$LAB_STATE/secrets"
+    (umask 077 && gen_secret 32 >"$f.tmp" && mv "$f.tmp" "$f")
+  fi
+  cat "$f"
+}
+
+# pid_alive PID [PATTERN]: the process exists (and its command line matches PATTERN).
+pid_alive() {
+  local pid="$1" pat="${2:-}"
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+  [ -z "$pat" ] && return 0
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$pat"
+}
+
+# pidfile_alive FILE [PATTERN]
+pidfile_alive() {
+  [ -s "$1" ] || return 1
+  pid_alive "$(head -n1 "$1")" "${2:-}"
+}
+
+# stop_pid PID [SIGNAL] [SECONDS]: signal a process and wait for it to exit; SIGKILL after the wait.
+stop_pid() {
+  local pid="$1" sig="${2:-TERM}" wait="${3:-20}" i
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -s "$sig" "$pid" 2>/dev/null || true
+  for ((i = 0; i < wait * 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  log "pid $pid did not exit after SIG$sig; sending SIGKILL"
+  kill -s KILL "$pid" 2>/dev/null || true
+  sleep 0.2
+}
+
+# wait_port PORT [SECONDS]: wait until 127.0.0.1:PORT accepts TCP connections.
+wait_port() {
+  local port="$1" wait="${2:-30}" i
+  for ((i = 0; i < wait * 10; i++)); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# port_in_use PORT: something listens on 127.0.0.1:PORT.
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# apt_install PKG...: install missing Debian packages (apt-get update at most once per run).
+apt_install() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ "${#missing[@]}" -eq 0 ] && return 0
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || die "need root or sudo to install ${missing[*]}"
+    sudo=(sudo)
+  fi
+  log "installing ${missing[*]} with apt-get"
+  export DEBIAN_FRONTEND=noninteractive
+  if [ -z "${LAB_APT_UPDATED:-}" ]; then
+    "${sudo[@]}" apt-get update -q >&2 || die "apt-get update failed"
+    export LAB_APT_UPDATED=1
+  fi
+  "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 \
+    || die "apt-get install ${missing[*]} failed"
+}
+
+# status_line NAME STATE DETAIL
+status_line() { printf '%-12s %-8s %s\n' "$1" "$2" "$3"; }
