@@ -239,3 +239,13 @@ def ensure_secret_keys(api_client, namespace, name, wanted, labels=None, check_m
                           max_attempts=max_attempts)
     result.update(result.pop("info"))
     return result
+
+
+def names_diff(before_keys, report):
+    """An Ansible ``diff`` of key names only: ``(stored)`` before, ``(generated)`` etc. after."""
+    before = dict((key, "(stored)") for key in before_keys or [])
+    after = dict(before)
+    for state in ("generated", "rotated", "stored"):
+        for key in report.get(state, ()):
+            after[key] = "(%s)" % state
+    return dict(before=before, after=after)
