@@ -297,7 +297,7 @@ def return_values_intact(module, values):
     module.no_log_values.difference_update(keep)
     args = {}
     for name, spec in module.argument_spec.items():
-        if spec.get("no_log") and module.params.get(name) is not None:
+        if spec.get("no_log") and module.params.get(name):
             args[name] = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
         else:
             args[name] = module.params.get(name)
