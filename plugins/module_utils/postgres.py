@@ -1,0 +1,388 @@
+# -*- coding: utf-8 -*-
+# Copyright: fediverse.mastodon contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""PostgreSQL helpers shared by the collection's modules.
+
+- connection options (documented by the fediverse.mastodon.postgres doc fragment) and connect();
+- SCRAM-SHA-256 verifiers computed on the client, so a plaintext password never reaches the
+  server or its logs, and compared with the stored one for idempotence;
+- identifier validation;
+- a query log that redacts secrets, and diff building.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+import stringprep
+import unicodedata
+
+from ansible.module_utils.basic import missing_required_lib
+from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
+
+try:
+    import psycopg2
+    from psycopg2 import sql
+    HAS_PSYCOPG2 = True
+    PSYCOPG2_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - reported through missing_required_lib
+    psycopg2 = None
+    sql = None
+    HAS_PSYCOPG2 = False
+    PSYCOPG2_IMPORT_ERROR = exc
+
+from ansible_collections.fediverse.mastodon.plugins.module_utils.portforward import (
+    ForwardedEndpoint,
+    port_forward,
+    via_kubernetes_spec,
+)
+
+DEFAULT_PORT = 5432
+REDACTED = "********"
+MAX_IDENTIFIER_BYTES = 63
+SCRAM_DEFAULT_ITERATIONS = 4096
+SCRAM_SALT_BYTES = 16
+
+SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+
+POSTGRES_CONNECTION_SPEC = dict(
+    login_host=dict(type="str", aliases=["host"]),
+    login_port=dict(type="int", default=DEFAULT_PORT, aliases=["port"]),
+    login_user=dict(type="str", default="postgres", aliases=["login"]),
+    login_password=dict(type="str", no_log=True),
+    login_unix_socket=dict(type="str", aliases=["unix_socket"]),
+    login_db=dict(type="str", default="postgres"),
+    ssl_mode=dict(type="str", default="prefer", choices=SSL_MODES),
+    ca_cert=dict(type="path", aliases=["ssl_rootcert"]),
+    connect_timeout=dict(type="int", default=10),
+    via_kubernetes=via_kubernetes_spec(),
+)
+"""Connection options of every PostgreSQL-facing module (doc fragment fediverse.mastodon.postgres)."""
+
+POSTGRES_MUTUALLY_EXCLUSIVE = [
+    ("via_kubernetes", "login_host"),
+    ("via_kubernetes", "login_unix_socket"),
+    ("login_host", "login_unix_socket"),
+]
+
+
+def postgres_argument_spec():
+    """A fresh copy of the connection options, to extend with a module's own."""
+    spec = dict(POSTGRES_CONNECTION_SPEC)
+    spec["via_kubernetes"] = via_kubernetes_spec()
+    return spec
+
+
+# ---- identifiers ----------------------------------------------------------------------------
+
+_SAFE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$.-]*$")
+
+
+def validate_identifier(name, option, allow_pg_prefix=True):
+    """Return None when ``name`` is acceptable for option ``option``, else a message with the fix.
+
+    PostgreSQL's own rules: not empty, no NUL character, at most 63 bytes (longer names are
+    silently truncated by the server, which would make a different object than asked).
+    Our policy on top: ASCII letters, digits, ``_``, ``$``, ``.`` and ``-`` only, starting with a
+    letter or ``_``. Names are always quoted with psycopg2.sql.Identifier anyway; the policy keeps
+    quotes, semicolons, spaces and control characters out of names that end up in connection
+    strings, URLs and Kubernetes Secrets. Role names must not start with ``pg_`` (reserved).
+    """
+    if name is None or to_text(name) == "":
+        return "%s must not be empty" % option
+    text = to_text(name)
+    if "\x00" in text:
+        return "%s contains a NUL character, which PostgreSQL never allows in a name" % option
+    size = len(to_bytes(text, errors="surrogate_or_strict"))
+    if size > MAX_IDENTIFIER_BYTES:
+        return ("%s is %d bytes long; PostgreSQL names are at most %d bytes (longer ones are truncated), "
+                "choose a shorter name" % (option, size, MAX_IDENTIFIER_BYTES))
+    if not _SAFE_NAME.match(text):
+        bad = sorted(set(c for c in text if not re.match(r"[A-Za-z0-9_$.-]", c)))
+        shown = ", ".join(repr(c) for c in bad) if bad else "its first character %r" % text[0]
+        return ("%s %r is refused: it contains %s; use only ASCII letters, digits, '_', '$', '.' and '-', "
+                "starting with a letter or '_'" % (option, text, shown))
+    if not allow_pg_prefix and text.lower().startswith("pg_"):
+        return "%s %r starts with 'pg_', which PostgreSQL reserves for its own roles; choose another name" % (option, text)
+    return None
+
+
+# ---- SCRAM-SHA-256 --------------------------------------------------------------------------
+
+def _in_table_c(char):
+    return (stringprep.in_table_c12(char) or stringprep.in_table_c21_c22(char) or stringprep.in_table_c3(char)
+            or stringprep.in_table_c4(char) or stringprep.in_table_c5(char) or stringprep.in_table_c6(char)
+            or stringprep.in_table_c7(char) or stringprep.in_table_c8(char) or stringprep.in_table_c9(char))
+
+
+def saslprep(password):
+    """SASLprep (RFC 4013) of ``password`` as PostgreSQL applies it, or None when it does not apply.
+
+    Like the server (src/common/saslprep.c), a password that is not valid UTF-8 or that
+    SASLprep prohibits is used as raw bytes instead (we return None for that).
+    """
+    if isinstance(password, bytes):
+        try:
+            password = password.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    if all(0x20 <= ord(c) < 0x7f for c in password):
+        return password  # printable ASCII is left as is
+    mapped = []
+    for char in password:
+        if stringprep.in_table_b1(char):
+            continue
+        mapped.append(" " if stringprep.in_table_c12(char) else char)
+    text = unicodedata.normalize("NFKC", "".join(mapped))
+    if not text:
+        return None
+    for char in text:
+        if _in_table_c(char) or stringprep.in_table_a1(char):
+            return None
+    has_randal = any(stringprep.in_table_d1(c) for c in text)
+    if has_randal:
+        if any(stringprep.in_table_d2(c) for c in text):
+            return None
+        if not (stringprep.in_table_d1(text[0]) and stringprep.in_table_d1(text[-1])):
+            return None
+    return text
+
+
+def _password_bytes(password):
+    prepared = saslprep(password)
+    if prepared is None:
+        return password if isinstance(password, bytes) else to_bytes(password, errors="surrogate_or_strict")
+    return prepared.encode("utf-8")
+
+
+def scram_keys(password, salt, iterations):
+    """(StoredKey, ServerKey) for ``password`` with ``salt`` (bytes) and ``iterations``."""
+    salted = hashlib.pbkdf2_hmac("sha256", _password_bytes(password), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    return stored_key, server_key
+
+
+def scram_sha256_verifier(password, salt=None, iterations=SCRAM_DEFAULT_ITERATIONS):
+    """The ``rolpassword`` PostgreSQL stores for ``password``:
+    ``SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`` (base64 parts)."""
+    if salt is None:
+        salt = os.urandom(SCRAM_SALT_BYTES)
+    stored_key, server_key = scram_keys(password, salt, iterations)
+    b64 = base64.b64encode
+    return "SCRAM-SHA-256$%d:%s$%s:%s" % (iterations, to_native(b64(salt)), to_native(b64(stored_key)),
+                                          to_native(b64(server_key)))
+
+
+_VERIFIER = re.compile(r"^SCRAM-SHA-256\$(\d+):([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+):([A-Za-z0-9+/=]+)$")
+
+
+def parse_scram_verifier(verifier):
+    """(iterations, salt, stored_key, server_key) of a SCRAM-SHA-256 verifier, or None."""
+    match = _VERIFIER.match(verifier or "")
+    if not match:
+        return None
+    try:
+        return (int(match.group(1)), base64.b64decode(match.group(2)), base64.b64decode(match.group(3)),
+                base64.b64decode(match.group(4)))
+    except (ValueError, TypeError):
+        return None
+
+
+def scram_password_matches(verifier, password):
+    """True when ``verifier`` (a stored rolpassword) was made from ``password``.
+
+    Recomputes the keys with the stored salt and iteration count and compares in constant time.
+    Any other format (md5, NULL, unreadable) counts as not matching, so the password gets set.
+    """
+    parsed = parse_scram_verifier(verifier)
+    if parsed is None:
+        return False
+    iterations, salt, stored_key, server_key = parsed
+    new_stored, new_server = scram_keys(password, salt, iterations)
+    return hmac.compare_digest(new_stored, stored_key) and hmac.compare_digest(new_server, server_key)
+
+
+# ---- connection -----------------------------------------------------------------------------
+
+def connection_kwargs(params, host, port, dbname=None, user=None, password=None):
+    kwargs = dict(
+        host=host,
+        port=port,
+        user=user or params.get("login_user"),
+        dbname=dbname or params.get("login_db") or "postgres",
+        connect_timeout=params.get("connect_timeout") or 10,
+        application_name="ansible-fediverse.mastodon",
+    )
+    secret = password if user else params.get("login_password")
+    if secret:
+        kwargs["password"] = secret
+    if params.get("ssl_mode"):
+        kwargs["sslmode"] = params["ssl_mode"]
+    if params.get("ca_cert"):
+        kwargs["sslrootcert"] = params["ca_cert"]
+    return dict((k, v) for k, v in kwargs.items() if v is not None)
+
+
+class Endpoint(object):
+    """Where the server is: host and port to connect to, and a description for messages."""
+
+    def __init__(self, host, port, description, forwarded=None):
+        self.host = host
+        self.port = port
+        self.description = description
+        self.forwarded = forwarded
+
+    def errors(self):
+        return self.forwarded.errors() if self.forwarded is not None else []
+
+
+class _DirectEndpoint(object):
+    def __init__(self, params):
+        self.params = params
+
+    def __enter__(self):
+        params = self.params
+        host = params.get("login_unix_socket") or params.get("login_host")
+        port = params.get("login_port") or DEFAULT_PORT
+        if params.get("login_unix_socket"):
+            where = "unix socket %s (port %s)" % (host, port)
+        elif host:
+            where = "%s:%s" % (host, port)
+        else:
+            where = "the libpq default host (PGHOST or the local socket), port %s" % port
+        return Endpoint(host, port, where)
+
+    def __exit__(self, *exc):
+        return False
+
+
+class _ViaKubernetes(object):
+    def __init__(self, module, params):
+        self.module = module
+        self.context = port_forward(module, params["via_kubernetes"], default_port=DEFAULT_PORT)
+
+    def __enter__(self):
+        forwarded = self.context.__enter__()
+        return Endpoint(forwarded[0], forwarded[1], forwarded.description,
+                        forwarded if isinstance(forwarded, ForwardedEndpoint) and forwarded.forwarded else None)
+
+    def __exit__(self, *exc):
+        return self.context.__exit__(*exc)
+
+
+def endpoint(module):
+    """Context manager yielding the Endpoint for the module's connection options."""
+    if module.params.get("via_kubernetes"):
+        return _ViaKubernetes(module, module.params)
+    return _DirectEndpoint(module.params)
+
+
+def require_psycopg2(module):
+    if not HAS_PSYCOPG2:
+        module.fail_json(msg=missing_required_lib("psycopg2 (or the psycopg2-binary wheel)"),
+                         exception=to_native(PSYCOPG2_IMPORT_ERROR))
+
+
+def connection_error_hint(error_text, option_prefix="login_"):
+    """A fix for the common connection failures, naming the options."""
+    text = error_text.lower()
+    if "password authentication failed" in text or "no password supplied" in text:
+        return "check %suser and %spassword" % (option_prefix, option_prefix)
+    if "does not exist" in text and "database" in text:
+        return "check %sdb" % option_prefix
+    if "pg_hba.conf" in text:
+        return "allow this client in the server's pg_hba.conf, or check ssl_mode"
+    if "connection refused" in text or "could not connect" in text or "timeout" in text or "timed out" in text:
+        return "check %shost/%sport (or via_kubernetes) and that the server is running" % (option_prefix, option_prefix)
+    if "could not translate host name" in text:
+        return "check %shost" % option_prefix
+    if "ssl" in text or "certificate" in text:
+        return "check ssl_mode and ca_cert"
+    return "check the connection options"
+
+
+def connect(module, where, dbname=None, autocommit=True):
+    """Connect as the admin (login_user) to ``dbname`` (default login_db) through ``where``.
+
+    Calls fail_json with the cause and the fix on failure.
+    """
+    kwargs = connection_kwargs(module.params, where.host, where.port, dbname=dbname)
+    try:
+        conn = psycopg2.connect(**kwargs)
+    except psycopg2.Error as exc:
+        message = to_native(exc).strip()
+        forward_errors = where.errors()
+        extra = (" (port-forward: %s)" % "; ".join(forward_errors)) if forward_errors else ""
+        module.fail_json(msg="could not connect to PostgreSQL at %s, database %s, as %s: %s%s; %s"
+                         % (where.description, kwargs["dbname"], kwargs.get("user"), message, extra,
+                            connection_error_hint(message)))
+    conn.autocommit = autocommit
+    return conn
+
+
+def try_login(where, params, user, password, dbname):
+    """True when ``user`` can log in with ``password`` (used when pg_authid is not readable)."""
+    try:
+        conn = psycopg2.connect(**connection_kwargs(params, where.host, where.port, dbname=dbname, user=user,
+                                                    password=password))
+    except psycopg2.Error:
+        return False
+    conn.close()
+    return True
+
+
+# ---- query log ------------------------------------------------------------------------------
+
+class QueryLog(object):
+    """Runs statements (unless in check mode) and keeps their text with secrets redacted."""
+
+    def __init__(self, check_mode=False):
+        self.check_mode = check_mode
+        self.queries = []
+
+    def render(self, cursor, query, params=None, secret=False):
+        text = query.as_string(cursor) if hasattr(query, "as_string") else query
+        if params:
+            if secret:
+                text = text.replace("%s", "'%s'" % REDACTED)
+            else:
+                text = to_text(cursor.mogrify(query, params))
+        return text
+
+    def run(self, cursor, query, params=None, secret=False):
+        self.queries.append(self.render(cursor, query, params, secret))
+        if not self.check_mode:
+            cursor.execute(query, params)
+
+
+# ---- diff -----------------------------------------------------------------------------------
+
+def changed_keys(before, after, prefix=""):
+    """Sorted dotted paths whose values differ between two nested dicts."""
+    keys = set(before or {}) | set(after or {})
+    out = []
+    for key in sorted(keys):
+        b = (before or {}).get(key)
+        a = (after or {}).get(key)
+        path = "%s%s" % (prefix, key)
+        if isinstance(b, dict) or isinstance(a, dict):
+            out.extend(changed_keys(b if isinstance(b, dict) else {}, a if isinstance(a, dict) else {}, path + "."))
+        elif b != a:
+            out.append(path)
+    return out
+
+
+def build_diff(before, after, header=None):
+    """The ``diff`` return value: before/after dicts (Ansible renders them as YAML-ish text)."""
+    diff = dict(before=before, after=after)
+    if header:
+        diff["before_header"] = header
+        diff["after_header"] = header
+    return diff
