@@ -1,0 +1,404 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, fediverse.mastodon contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Tests of the lab itself (issue 3, item 8).
+
+They need a running lab: ``eval "$(bash tests/lab/lab.sh env)"`` (or ``make -s lab-env``).
+Each test skips, with the reason, when the variables it needs are absent. Every object they
+create lives in a throw-away namespace that is deleted at the end.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FAIL_LABEL = "lab.fediverse/fail"
+
+
+def _env(*names):
+    missing = [n for n in names if not os.environ.get(n)]
+    if missing:
+        pytest.skip("lab not configured: %s unset (run `eval \"$(bash tests/lab/lab.sh env)\"`)" % ", ".join(missing))
+    return [os.environ[n] for n in names]
+
+
+def _kubectl_path():
+    path = os.environ.get("LAB_KUBECTL") or shutil.which("kubectl")
+    if not path:
+        pytest.skip("no kubectl: LAB_KUBECTL unset and kubectl not on PATH")
+    return path
+
+
+def _is_kwok_lab():
+    """True when the cluster is the lab's own kwok cluster (not LAB_KUBECONFIG's)."""
+    return bool(os.environ.get("LAB_AUDIT_LOG"))
+
+
+class Kube:
+    def __init__(self, kubectl, kubeconfig, namespace):
+        self.kubectl = kubectl
+        self.kubeconfig = kubeconfig
+        self.ns = namespace
+
+    def run(self, *args, stdin=None, check=True, namespaced=True, timeout=60):
+        cmd = [self.kubectl, "--kubeconfig", self.kubeconfig]
+        if namespaced:
+            cmd += ["-n", self.ns]
+        cmd += list(args)
+        proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError("%s failed (%d): %s" % (" ".join(args), proc.returncode, proc.stderr.strip()))
+        return proc
+
+    def apply(self, obj):
+        self.run("apply", "-f", "-", stdin=json.dumps(obj))
+
+    def get(self, kind, name):
+        return json.loads(self.run("get", kind, name, "-o", "json").stdout)
+
+    def wait_for(self, what, predicate, timeout=90):
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            last = predicate()
+            if last:
+                return last
+            time.sleep(1)
+        raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+
+
+@pytest.fixture(scope="module")
+def kube():
+    (kubeconfig,) = _env("KUBECONFIG")
+    k = Kube(_kubectl_path(), kubeconfig, "lab-selftest-" + uuid.uuid4().hex[:8])
+    k.run("create", "namespace", k.ns, namespaced=False)
+    # The ServiceAccount admission plugin needs the namespace's default ServiceAccount.
+    k.wait_for("default ServiceAccount", lambda: k.run("get", "serviceaccount", "default", check=False).returncode == 0, 60)
+    yield k
+    k.run("delete", "namespace", k.ns, "--wait=false", namespaced=False, check=False)
+
+
+def _labels(app):
+    return {"app": app}
+
+
+def _pod_template(app, ports=(), extra_labels=None):
+    labels = dict(_labels(app), **(extra_labels or {}))
+    return {
+        "metadata": {"labels": labels},
+        "spec": {
+            "containers": [{
+                "name": "main",
+                "image": "registry.invalid/never-pulled:1",
+                "ports": [{"containerPort": p} for p in ports],
+            }],
+        },
+    }
+
+
+def _condition(obj, ctype):
+    for c in obj.get("status", {}).get("conditions", []) or []:
+        if c.get("type") == ctype:
+            return c.get("status")
+    return None
+
+
+# --- Kubernetes --------------------------------------------------------------------------
+
+def test_apiserver_healthz_and_version(kube):
+    assert kube.run("get", "--raw", "/healthz", namespaced=False).stdout.strip() == "ok"
+    version = json.loads(kube.run("version", "-o", "json", namespaced=False).stdout)
+    if _is_kwok_lab():
+        pinned = dict(line.strip().split("=", 1) for line in open(os.path.join(HERE, "versions.env"))
+                      if "=" in line and not line.lstrip().startswith("#"))
+        assert version["serverVersion"]["gitVersion"] == pinned["KUBERNETES_VERSION"]
+
+
+def test_node_ready(kube):
+    nodes = json.loads(kube.run("get", "nodes", "-o", "json", namespaced=False).stdout)["items"]
+    ready = [n for n in nodes if _condition(n, "Ready") == "True"]
+    assert ready, "no Ready node among %s" % [n["metadata"]["name"] for n in nodes]
+    if _is_kwok_lab():
+        # Everything the apiserver sends to a "kubelet" must stay on loopback.
+        for n in nodes:
+            for a in n["status"].get("addresses", []):
+                if a["type"] in ("InternalIP", "ExternalIP"):
+                    assert ipaddress.ip_address(a["address"]).is_loopback, (n["metadata"]["name"], a)
+
+
+def test_deployment_two_replicas_available(kube):
+    kube.apply({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": _labels("web")}, "template": _pod_template("web", [8080])},
+    })
+
+    def available():
+        d = kube.get("deployment", "web")
+        return _condition(d, "Available") == "True" and d["status"].get("availableReplicas") == 2
+
+    kube.wait_for("Deployment web with 2 available replicas", available)
+
+
+def test_job_completes(kube):
+    tpl = _pod_template("job-ok")
+    tpl["spec"]["restartPolicy"] = "Never"
+    kube.apply({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "job-ok"},
+                "spec": {"backoffLimit": 0, "template": tpl}})
+    kube.wait_for("Job job-ok Complete", lambda: _condition(kube.get("job", "job-ok"), "Complete") == "True")
+    assert kube.get("job", "job-ok")["status"].get("succeeded") == 1
+
+
+def test_job_with_fail_label_fails(kube):
+    if not _is_kwok_lab():
+        pytest.skip("the %s label is a feature of the lab's kwok stages" % FAIL_LABEL)
+    tpl = _pod_template("job-bad", extra_labels={FAIL_LABEL: "true"})
+    tpl["spec"]["restartPolicy"] = "Never"
+    kube.apply({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "job-bad"},
+                "spec": {"backoffLimit": 1, "template": tpl}})
+    kube.wait_for("Job job-bad Failed", lambda: _condition(kube.get("job", "job-bad"), "Failed") == "True", 120)
+    job = kube.get("job", "job-bad")
+    assert not job["status"].get("succeeded")
+    assert job["status"].get("failed", 0) >= 1
+
+
+def test_statefulset_with_pvc_ready(kube):
+    kube.apply({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db"},
+                "spec": {"clusterIP": "None", "selector": _labels("db"), "ports": [{"port": 5432}]}})
+    kube.apply({
+        "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+        "spec": {
+            "serviceName": "db", "replicas": 1, "selector": {"matchLabels": _labels("db")},
+            "template": _pod_template("db", [5432]),
+            "volumeClaimTemplates": [{
+                "metadata": {"name": "data"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+            }],
+        },
+    })
+    kube.wait_for("StatefulSet db ready", lambda: kube.get("statefulset", "db")["status"].get("readyReplicas") == 1)
+    pvc = kube.get("pvc", "data-db-0")
+    assert pvc["status"]["phase"] == "Bound"
+
+
+# --- port-forward through kwok to the real local services -----------------------------------
+
+class PortForward:
+    def __init__(self, kube, target, port):
+        self.proc = subprocess.Popen(
+            [kube.kubectl, "--kubeconfig", kube.kubeconfig, "-n", kube.ns, "port-forward",
+             "--address", "127.0.0.1", target, ":%d" % port],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        m = re.search(r"Forwarding from 127\.0\.0\.1:(\d+)", line)
+        if not m:
+            self.close()
+            raise AssertionError("port-forward %s %d did not start: %r %s" % (target, port, line, self.proc.stderr.read()))
+        self.local_port = int(m.group(1))
+
+    def close(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+@pytest.fixture(scope="module")
+def service_pod(kube):
+    if not _is_kwok_lab():
+        pytest.skip("port-forward to the lab services needs the lab's kwok cluster")
+    kube.apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "services", "labels": _labels("services")},
+                "spec": _pod_template("services", [5432, 6379, 9000])["spec"]})
+    kube.apply({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "postgresql"},
+                "spec": {"selector": _labels("services"), "ports": [{"port": 5432, "targetPort": 5432}]}})
+    kube.wait_for("pod services Ready", lambda: _condition(kube.get("pod", "services"), "Ready") == "True")
+    return "services"
+
+
+@pytest.mark.parametrize("target", ["pod/services", "svc/postgresql"])
+def test_port_forward_reaches_postgresql(kube, service_pod, target):
+    host, user, password = _env("LAB_PG_HOST", "LAB_PG_USER", "LAB_PG_PASSWORD")
+    psql = shutil.which("psql") or "/usr/bin/psql"
+    pf = PortForward(kube, target, 5432)
+    try:
+        proc = subprocess.run(
+            [psql, "-h", "127.0.0.1", "-p", str(pf.local_port), "-U", user, "-d", "postgres", "-Atc",
+             "select current_user || ' ' || inet_server_port()"],
+            env=dict(os.environ, PGPASSWORD=password, PGCONNECT_TIMEOUT="10"),
+            capture_output=True, text=True, timeout=30)
+    finally:
+        pf.close()
+    assert proc.returncode == 0, proc.stderr
+    # Logged in as the lab superuser on the lab PostgreSQL's real port.
+    assert proc.stdout.strip() == "%s %s" % (user, os.environ.get("LAB_PG_PORT", "15432"))
+
+
+def test_port_forward_reaches_redis(kube, service_pod):
+    (url,) = _env("LAB_REDIS_URL")
+    password = re.match(r"redis://[^:]*:([^@]*)@", url).group(1)
+    import socket
+    pf = PortForward(kube, "pod/services", 6379)
+    try:
+        with socket.create_connection(("127.0.0.1", pf.local_port), timeout=10) as s:
+            s.sendall(("AUTH default %s\r\nPING\r\n" % password).encode())
+            data = b""
+            while data.count(b"\r\n") < 2:
+                chunk = s.recv(1024)
+                if not chunk:
+                    break
+                data += chunk
+    finally:
+        pf.close()
+    assert data == b"+OK\r\n+PONG\r\n", data
+
+
+def test_port_forward_reaches_s3(kube, service_pod):
+    _env("LAB_S3_ENDPOINT")
+    pf = PortForward(kube, "pod/services", 9000)
+    try:
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/" % pf.local_port, timeout=10) as r:
+                body, status = r.read(), r.status
+        except urllib.error.HTTPError as e:
+            body, status = e.read(), e.code
+    finally:
+        pf.close()
+    # An anonymous request to the S3 root answers with S3 XML (an empty bucket list or an error).
+    assert status in (200, 403), status
+    assert b"<?xml" in body or b"ListAllMyBucketsResult" in body, body[:200]
+
+
+# --- S3 ------------------------------------------------------------------------------------
+
+def test_s3_anonymous_get_allowed_by_policy_and_list_refused():
+    endpoint, key, secret = _env("LAB_S3_ENDPOINT", "LAB_S3_ACCESS_KEY", "LAB_S3_SECRET_KEY")
+    boto3 = pytest.importorskip("boto3")
+    s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=key, aws_secret_access_key=secret,
+                      region_name="us-east-1")
+    bucket = "lab-selftest-" + uuid.uuid4().hex[:8]
+    s3.create_bucket(Bucket=bucket)
+    try:
+        s3.put_object(Bucket=bucket, Key="hello.txt", Body=b"hello lab")
+        url = "%s/%s/hello.txt" % (endpoint.rstrip("/"), bucket)
+
+        def anon(u):
+            try:
+                with urllib.request.urlopen(u, timeout=10) as r:
+                    return r.status, r.read()
+            except urllib.error.HTTPError as e:
+                return e.code, e.read()
+
+        assert anon(url)[0] == 403, "anonymous GET must be refused without a policy"
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": "*", "Action": ["s3:GetObject"],
+                           "Resource": ["arn:aws:s3:::%s/*" % bucket]}],
+        }))
+        assert anon(url) == (200, b"hello lab")
+        assert anon("%s/%s" % (endpoint.rstrip("/"), bucket))[0] == 403, "anonymous LIST must be refused"
+    finally:
+        for obj in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
+            s3.delete_object(Bucket=bucket, Key=obj["Key"])
+        s3.delete_bucket(Bucket=bucket)
+
+
+# --- loopback only ---------------------------------------------------------------------------
+
+def _lab_pids(state):
+    """Pids of every process the lab started: the pids in its pid files, and their descendants."""
+    roots = set()
+    for dirpath, _dirs, files in os.walk(state):
+        for f in files:
+            if f.endswith(".pid"):
+                try:
+                    with open(os.path.join(dirpath, f)) as fh:
+                        roots.add(int(fh.readline().strip()))
+                except (OSError, ValueError):
+                    pass
+    parent = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as fh:
+                    parent[int(d)] = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    pids = {p for p in roots if p in parent}
+    grew = True
+    while grew:
+        new = {p for p, pp in parent.items() if pp in pids} - pids
+        grew = bool(new)
+        pids |= new
+    return pids
+
+
+def _sockets(kind):
+    out = subprocess.run(["ss", "-Htnp", kind], capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        fields = line.split()
+        users = re.findall(r"pid=(\d+)", line)
+        # established: State Recv-Q Send-Q Local Peer Process ; listening (-l): same layout
+        yield fields, {int(p) for p in users}
+
+
+def _addr(hostport):
+    host = hostport.rsplit(":", 1)[0].strip("[]")
+    host = host.split("%", 1)[0]
+    return host
+
+
+def test_lab_processes_use_loopback_only():
+    (state,) = _env("LAB_STATE")
+    if shutil.which("ss") is None:
+        pytest.skip("ss (iproute2) is not installed")
+    pids = _lab_pids(state)
+    assert pids, "no running lab process found under %s" % state
+    seen = 0
+    bad = []
+    for fields, owners in _sockets("state established"):
+        if not owners & pids:
+            continue
+        seen += 1
+        local, peer = _addr(fields[2]), _addr(fields[3])
+        for a in (local, peer):
+            if a != "*" and not ipaddress.ip_address(a).is_loopback:
+                bad.append(" ".join(fields))
+    assert not bad, "lab connections with a non-loopback address:\n" + "\n".join(bad)
+    assert seen > 0, "no established connection of a lab process seen (pids %s)" % sorted(pids)
+    for fields, owners in _sockets("-l"):
+        if owners & pids:
+            local = _addr(fields[2])
+            assert local != "*" and ipaddress.ip_address(local).is_loopback, "lab process listens beyond loopback: " + " ".join(fields)
+
+
+def test_audit_log_records_requests_by_verb(kube):
+    if not _is_kwok_lab():
+        pytest.skip("LAB_AUDIT_LOG is only set for the lab's own cluster")
+    path = os.environ["LAB_AUDIT_LOG"]
+    marker = "audit-probe-" + uuid.uuid4().hex[:8]
+    kube.run("create", "configmap", marker)
+    found = False
+    deadline = time.time() + 30
+    while time.time() < deadline and not found:
+        with open(path) as fh:
+            for line in fh:
+                if marker in line:
+                    ev = json.loads(line)
+                    found = ev["verb"] == "create" and ev["objectRef"]["resource"] == "configmaps"
+                    if found:
+                        break
+        time.sleep(1)
+    assert found, "create of configmap %s not in %s" % (marker, path)
