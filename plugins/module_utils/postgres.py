@@ -308,15 +308,18 @@ def connection_error_hint(error_text, option_prefix="login_"):
     return "check the connection options"
 
 
-def connect(module, where, dbname=None, autocommit=True):
+def connect(module, where, dbname=None, autocommit=True, raise_errors=False):
     """Connect as the admin (login_user) to ``dbname`` (default login_db) through ``where``.
 
-    Calls fail_json with the cause and the fix on failure.
+    Calls fail_json with the cause and the fix on failure (or re-raises with raise_errors=True,
+    for a caller that must undo something first).
     """
     kwargs = connection_kwargs(module.params, where.host, where.port, dbname=dbname)
     try:
         conn = psycopg2.connect(**kwargs)
     except psycopg2.Error as exc:
+        if raise_errors:
+            raise
         message = to_native(exc).strip()
         forward_errors = where.errors()
         extra = (" (port-forward: %s)" % "; ".join(forward_errors)) if forward_errors else ""

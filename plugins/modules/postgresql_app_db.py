@@ -357,7 +357,7 @@ class AppDb(object):
                     "AND NOT has_table_privilege(%s, c.oid, 'SELECT'))", [name], cur=cur)[0]
                 entry["sequences"] = not self.one(
                     "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                    "WHERE n.nspname = 'public' AND c.relkind = 'S' AND NOT has_sequence_privilege(%s, c.oid, 'SELECT'))",
+                    "WHERE n.nspname = 'public' AND c.relkind = 'S' AND NOT has_table_privilege(%s, c.oid, 'SELECT'))",
                     [name], cur=cur)[0]
                 if role is not None:
                     for key, kind in (("default_tables", "r"), ("default_sequences", "S")):
@@ -381,7 +381,7 @@ class AppDb(object):
         self.log.run(cur or self.cur, query, params, secret=secret)
 
     def connect_db(self, name):
-        return connect(self.module, self.where, dbname=name, autocommit=False)
+        return connect(self.module, self.where, dbname=name, autocommit=False, raise_errors=True)
 
     def close(self):
         try:
@@ -447,8 +447,8 @@ def present(app, module):
                      "or choose another database name" % (dbname, observed_db["owner"], role, role))
         if _norm_encoding(observed_db["encoding"]) != _norm_encoding(p["encoding"]):
             app.fail("database %s exists with encoding %s, not %s; the encoding cannot change after creation: set "
-                     "encoding=%s or dump and restore into a new database" % (dbname, observed_db["encoding"], p["encoding"],
-                                                                             observed_db["encoding"]))
+                     "encoding=%s or dump and restore into a new database"
+                     % (dbname, observed_db["encoding"], p["encoding"], observed_db["encoding"]))
         for opt in ("lc_collate", "lc_ctype"):
             if p[opt] and observed_db[opt] != p[opt]:
                 app.fail("database %s exists with %s %s, not %s; it cannot change after creation: set %s=%s or omit it"
@@ -548,10 +548,10 @@ def present(app, module):
         # ---- inside the database ----
         inside = None
         dbconn = None
-        if observed_db is not None or not module.check_mode:
-            dbconn = app.connect_db(dbname)
-            inside = app.observe_inside(dbconn, role, readonly)
         try:
+            if observed_db is not None or not module.check_mode:
+                dbconn = app.connect_db(dbname)
+                inside = app.observe_inside(dbconn, role, readonly)
             dcur = dbconn.cursor() if dbconn is not None else app.cur
             plan_inside(app, dcur, inside, role, readonly, extensions)
             if dbconn is not None and not module.check_mode:
@@ -624,21 +624,25 @@ def expected_grants(before, role, readonly):
 def rollback_creation(app, role, dbname):
     """Drop what this run created, so a failure leaves nothing half-created."""
     undone = []
+    failed = []
+    force = sql.SQL(" WITH (FORCE)") if app.server_version >= 130000 else sql.SQL("")
+    steps = []
     if app.created_database:
-        try:
-            app.cur.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(dbname)))
-            undone.append("database %s" % dbname)
-        except psycopg2.Error:
-            pass
+        steps.append(("database %s" % dbname, sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(dbname)) + force))
     if app.created_role:
+        steps.append(("role %s" % role, sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role))))
+    for what, query in steps:
         try:
-            app.cur.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
-            undone.append("role %s" % role)
-        except psycopg2.Error:
-            pass
+            app.cur.execute(query)
+            undone.append(what)
+        except psycopg2.Error as exc:
+            failed.append("%s (%s)" % (what, to_native(exc).strip()))
+    text = ""
     if undone:
-        return "; dropped again what this run had created (%s), so nothing is half-created" % ", ".join(undone)
-    return ""
+        text += "; dropped again what this run had created (%s), so nothing is half-created" % ", ".join(undone)
+    if failed:
+        text += "; could NOT drop again %s: remove it by hand" % ", ".join(failed)
+    return text
 
 
 def absent(app, module):

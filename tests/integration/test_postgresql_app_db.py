@@ -1,0 +1,543 @@
+# -*- coding: utf-8 -*-
+# Copyright: fediverse.mastodon contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Integration tests of fediverse.mastodon.postgresql_app_db against the lab's real PostgreSQL.
+
+The module runs through the real ansible-playbook (tests/integration/ansible_run.py); what it
+did is checked with psycopg2 directly. Needs LAB_PG_HOST/PORT/USER/PASSWORD (make -s lab-env);
+the via_kubernetes tests also need KUBECONFIG (the lab's kwok cluster, whose port-forward to any
+pod's port 5432 reaches the same PostgreSQL).
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import pytest
+
+psycopg2 = pytest.importorskip("psycopg2")
+from psycopg2 import sql  # noqa: E402
+
+from ansible_run import run_module  # noqa: E402
+
+LAB = dict((k, os.environ.get("LAB_PG_" + k)) for k in ("HOST", "PORT", "USER", "PASSWORD"))
+pytestmark = pytest.mark.skipif(not all(LAB.values()), reason="lab PostgreSQL not configured: run `eval $(make -s lab-env)`")
+
+PREFIX = "h4t%s" % uuid.uuid4().hex[:6]
+ENV = {"ANSIBLE_PYTHON_INTERPRETER": sys.executable}
+
+
+def name(tag):
+    return "%s_%s" % (PREFIX, tag)
+
+
+def admin_conn(dbname="postgres"):
+    conn = psycopg2.connect(host=LAB["HOST"], port=int(LAB["PORT"]), user=LAB["USER"], password=LAB["PASSWORD"],
+                            dbname=dbname, connect_timeout=5)
+    conn.autocommit = True
+    return conn
+
+
+def q(query, params=None, dbname="postgres"):
+    conn = admin_conn(dbname)
+    try:
+        cur = conn.cursor()
+        cur.execute(query, params)
+        return cur.fetchall() if cur.description else None
+    finally:
+        conn.close()
+
+
+def login(role, password, dbname):
+    """Connect as the application role over TCP (raises psycopg2.OperationalError when refused)."""
+    return psycopg2.connect(host=LAB["HOST"], port=int(LAB["PORT"]), user=role, password=password, dbname=dbname,
+                            connect_timeout=5)
+
+
+def can_login(role, password, dbname):
+    try:
+        login(role, password, dbname).close()
+        return True
+    except psycopg2.OperationalError:
+        return False
+
+
+def role_exists(role):
+    return bool(q("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]))
+
+
+def db_exists(db):
+    return bool(q("SELECT 1 FROM pg_database WHERE datname = %s", [db]))
+
+
+def args(db, role, password="pw-" + uuid.uuid4().hex, **extra):
+    out = dict(login_host=LAB["HOST"], login_port=int(LAB["PORT"]), login_user=LAB["USER"],
+               login_password=LAB["PASSWORD"], database=db, role=role, password=password)
+    out.update(extra)
+    return out
+
+
+def run(module_args, **kw):
+    kw.setdefault("env", ENV)
+    result, proc = run_module("postgresql_app_db", module_args, **kw)
+    return result, proc
+
+
+def drop_everything(prefix=PREFIX):
+    """Remove every database and role this test run created."""
+    for (db,) in q("SELECT datname FROM pg_database WHERE datname LIKE %s", [prefix + "%"]) or []:
+        q(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db)))
+    roles = [r for (r,) in q("SELECT rolname FROM pg_roles WHERE rolname LIKE %s", [prefix + "%"]) or []]
+    for role in roles:
+        q(sql.SQL("REASSIGN OWNED BY {} TO CURRENT_USER").format(sql.Identifier(role)))
+        q(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+    for role in roles:
+        q(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cleanup():
+    yield
+    drop_everything()
+
+
+def nothing_created(tag):
+    pattern = name(tag) + "%"
+    return not q("SELECT 1 FROM pg_roles WHERE rolname LIKE %s", [pattern]) and \
+        not q("SELECT 1 FROM pg_database WHERE datname LIKE %s", [pattern])
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+# 1. create, idempotence, check mode -----------------------------------------------------------
+
+def test_create_then_rerun_unchanged_and_check_mode_creates_nothing():
+    db = role = name("app")
+    a = args(db, role, password="first-" + uuid.uuid4().hex)
+    result, proc = run(a, diff=True)
+    assert result.get("changed") is True and not result.get("failed"), result
+    assert role_exists(role) and db_exists(db)
+    assert result["diff"]["before"]["role"]["exists"] is False and result["diff"]["after"]["role"]["exists"] is True
+    assert any(x.startswith("CREATE ROLE") for x in result["queries"])
+    assert all(a["password"] not in x for x in result["queries"])
+
+    again, dummy = run(a, diff=True)
+    assert again.get("changed") is False, again
+    assert again["queries"] == []
+
+    fresh = name("chk")
+    checked, dummy = run(args(fresh, fresh), check=True, diff=True)
+    assert checked.get("changed") is True and not checked.get("failed"), checked
+    assert checked["queries"], "check mode lists what it would run"
+    assert not role_exists(fresh) and not db_exists(fresh)
+
+    # check mode on the existing, converged pair changes nothing and reports nothing
+    checked, dummy = run(a, check=True)
+    assert checked.get("changed") is False
+
+
+# 2. least privilege --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def app():
+    db = role = name("lp")
+    password = "lp-" + uuid.uuid4().hex
+    result, dummy = run(args(db, role, password=password))
+    assert result.get("changed") is True, result
+    other = name("other")
+    result, dummy = run(args(other, other))
+    assert result.get("changed") is True, result
+    return dict(db=db, role=role, password=password, other=other)
+
+
+def test_role_logs_in_over_tcp_and_creates_tables(app):
+    conn = login(app["role"], app["password"], app["db"])
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute("SELECT inet_server_addr() IS NOT NULL, current_user")  # TCP, not a Unix socket
+    assert cur.fetchone() == (True, app["role"])
+    cur.execute("CREATE TABLE accounts (id bigserial PRIMARY KEY, name text)")
+    cur.execute("INSERT INTO accounts (name) VALUES ('alice') RETURNING id")
+    assert cur.fetchone()[0] == 1
+    cur.execute("CREATE TEMPORARY TABLE scratch (x int)")
+    conn.close()
+
+
+def test_role_cannot_create_database_or_role(app):
+    conn = login(app["role"], app["password"], app["db"])
+    conn.autocommit = True
+    cur = conn.cursor()
+    with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name("evil_db"))))
+    with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+        cur.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(name("evil_role"))))
+    conn.close()
+    row = q("SELECT rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls, rolcanlogin, "
+            "left(rolpassword, 14) FROM pg_authid WHERE rolname = %s", [app["role"]])[0]
+    assert row == (False, False, False, False, False, True, "SCRAM-SHA-256$")
+
+
+def test_role_cannot_connect_to_a_database_it_was_not_granted(app):
+    with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
+        login(app["role"], app["password"], app["other"])
+
+
+def test_public_cannot_connect(app):
+    outsider, password = name("outsider"), "o-" + uuid.uuid4().hex
+    q(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(outsider), sql.Literal(password)))
+    assert can_login(outsider, password, "postgres"), "the outsider role itself works"
+    with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
+        login(outsider, password, app["db"])
+    acl = q("SELECT a.grantee, a.privilege_type FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = %s",
+            [app["db"]])
+    assert acl and all(grantee != 0 for grantee, dummy in acl), "no PUBLIC entry in the database ACL"
+
+
+# 3. password rotation ------------------------------------------------------------------------
+
+def test_password_rotation_always_and_on_create():
+    db = role = name("rot")
+    old, new, ignored = ("old-" + uuid.uuid4().hex, "new-" + uuid.uuid4().hex, "ign-" + uuid.uuid4().hex)
+    assert run(args(db, role, password=old))[0].get("changed") is True
+    assert can_login(role, old, db)
+
+    result, dummy = run(args(db, role, password=new, update_password="always"), diff=True)
+    assert result.get("changed") is True and result["changes"] == ["role.password"], result
+    assert not can_login(role, old, db)
+    assert can_login(role, new, db)
+    # same password again: recomputed with the stored salt, so no change
+    assert run(args(db, role, password=new, update_password="always"))[0].get("changed") is False
+
+    result, dummy = run(args(db, role, password=ignored, update_password="on_create"))
+    assert result.get("changed") is False, result
+    assert can_login(role, new, db) and not can_login(role, ignored, db)
+
+
+# 4. drift repair -----------------------------------------------------------------------------
+
+def test_drift_is_repaired_and_reported():
+    db = role = name("drift")
+    a = args(db, role)
+    assert run(a)[0].get("changed") is True
+    q(sql.SQL("ALTER ROLE {} SUPERUSER CREATEDB").format(sql.Identifier(role)))
+    q(sql.SQL("GRANT CONNECT ON DATABASE {} TO PUBLIC").format(sql.Identifier(db)))
+    result, dummy = run(a, diff=True)
+    assert result.get("changed") is True, result
+    assert "role.superuser" in result["changes"] and "role.createdb" in result["changes"]
+    assert "grants.connect" in result["changes"]
+    assert result["diff"]["before"]["role"]["superuser"] is True and result["diff"]["after"]["role"]["superuser"] is False
+    assert q("SELECT rolsuper, rolcreatedb FROM pg_roles WHERE rolname = %s", [role])[0] == (False, False)
+    assert not q("SELECT 1 FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = %s AND a.grantee = 0", [db])
+    assert run(a)[0].get("changed") is False
+
+
+# 5. absent -----------------------------------------------------------------------------------
+
+def test_absent_keeps_data_unless_drop_database():
+    db = role = name("gone")
+    a = args(db, role)
+    assert run(a)[0].get("changed") is True
+    conn = login(role, a["password"], db)
+    conn.autocommit = True
+    conn.cursor().execute("CREATE TABLE statuses (id int); INSERT INTO statuses VALUES (1), (2), (3)")
+    conn.close()
+
+    result, dummy = run(dict(a, state="absent"), diff=True)
+    assert result.get("changed") is True, result
+    assert not role_exists(role) and db_exists(db)
+    assert q("SELECT count(*) FROM statuses", dbname=db) == [(3,)], "the data is kept"
+    assert q("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", [db]) == [(LAB["USER"],)]
+    assert run(dict(a, state="absent"))[0].get("changed") is False
+
+    checked, dummy = run(dict(a, state="absent", drop_database=True), check=True)
+    assert checked.get("changed") is True and db_exists(db)
+    result, dummy = run(dict(a, state="absent", drop_database=True))
+    assert result.get("changed") is True, result
+    assert not db_exists(db)
+    assert run(dict(a, state="absent", drop_database=True))[0].get("changed") is False
+
+
+# 6. bad input --------------------------------------------------------------------------------
+
+HOSTILE = 'x"; DROP DATABASE postgres; --'
+
+
+@pytest.mark.parametrize("option", ["database", "role"])
+def test_hostile_name_is_refused_and_nothing_is_created(option):
+    db = role = name("hostile")
+    a = args(db, role)
+    a[option] = HOSTILE
+    result, dummy = run(a)
+    assert result.get("failed") is True
+    assert result["msg"].startswith(option) and "'\"'" in result["msg"] and "';'" in result["msg"], result["msg"]
+    assert nothing_created("hostile")
+    assert not role_exists(HOSTILE) and not db_exists(HOSTILE)
+    assert db_exists("postgres")
+
+
+def test_unusual_but_allowed_names_are_quoted_exactly():
+    db = name("Mixed-Case.db$")
+    role = name("Role-With.Dots")
+    a = args(db, role)
+    result, dummy = run(a)
+    assert result.get("changed") is True, result
+    assert db_exists(db) and role_exists(role), "case and punctuation kept, so every identifier was quoted"
+    assert can_login(role, a["password"], db)
+    assert run(a)[0].get("changed") is False
+
+
+def test_too_long_name_is_refused():
+    result, dummy = run(args("d" * 64, name("long")))
+    assert result.get("failed") is True and "at most 63 bytes" in result["msg"], result
+    assert nothing_created("long")
+
+
+def test_wrong_admin_password_fails_clearly_and_creates_nothing():
+    db = role = name("badpw")
+    result, dummy = run(args(db, role, login_password="wrong-" + uuid.uuid4().hex))
+    assert result.get("failed") is True
+    assert "password authentication failed" in result["msg"] and "login_password" in result["msg"], result["msg"]
+    assert nothing_created("badpw")
+
+
+def test_unreachable_port_fails_clearly_and_creates_nothing():
+    db = role = name("noport")
+    port = free_port()
+    start = time.time()
+    result, dummy = run(args(db, role, login_port=port, connect_timeout=3))
+    assert result.get("failed") is True
+    assert "127.0.0.1:%d" % port in result["msg"] and "login_port" in result["msg"], result["msg"]
+    assert time.time() - start < 60
+    assert nothing_created("noport")
+
+
+def test_failure_after_creating_the_role_leaves_nothing_half_created():
+    db = role = name("half")
+    result, dummy = run(args(db, role, lc_collate="xx_XX.no-such-locale"))
+    assert result.get("failed") is True
+    assert "no-such-locale" in result["msg"] and "dropped again" in result["msg"], result["msg"]
+    assert nothing_created("half")
+
+
+def test_database_owned_by_another_role_is_refused_unless_reassign_owner():
+    db, role = name("taken"), name("taker")
+    q(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
+    result, dummy = run(args(db, role))
+    assert result.get("failed") is True and "reassign_owner" in result["msg"] and LAB["USER"] in result["msg"], result
+    assert not role_exists(role), "refused before creating anything"
+    result, dummy = run(args(db, role, reassign_owner=True))
+    assert result.get("changed") is True, result
+    assert q("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", [db]) == [(role,)]
+
+
+def test_existing_database_with_other_encoding_is_refused():
+    db, role = name("latin"), name("latinr")
+    q(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'").format(sql.Identifier(db)))
+    result, dummy = run(args(db, role, reassign_owner=True))
+    assert result.get("failed") is True and "LATIN1" in result["msg"] and "encoding" in result["msg"], result
+    assert not role_exists(role)
+
+
+def test_admin_lacking_createrole_is_told_so():
+    weak, weak_pw = name("weakadmin"), "w-" + uuid.uuid4().hex
+    q(sql.SQL("CREATE ROLE {} LOGIN CREATEDB PASSWORD {}").format(sql.Identifier(weak), sql.Literal(weak_pw)))
+    db = role = name("byweak")
+    result, dummy = run(args(db, role, login_user=weak, login_password=weak_pw))
+    assert result.get("failed") is True and "CREATEROLE" in result["msg"] and weak in result["msg"], result
+    assert nothing_created("byweak")
+
+
+def test_non_superuser_admin_with_createrole_and_createdb_works():
+    """The managed-server case (RDS/Cloud SQL): no pg_authid access, so the password check logs in."""
+    mgr, mgr_pw = name("mgr"), "m-" + uuid.uuid4().hex
+    q(sql.SQL("CREATE ROLE {} LOGIN CREATEDB CREATEROLE PASSWORD {}").format(sql.Identifier(mgr), sql.Literal(mgr_pw)))
+    db = role = name("managed")
+    a = args(db, role, login_user=mgr, login_password=mgr_pw)
+    result, dummy = run(a)
+    assert result.get("changed") is True and not result.get("failed"), result
+    assert q("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", [db]) == [(role,)]
+    assert can_login(role, a["password"], db)
+    assert run(a)[0].get("changed") is False, "password verified by logging in, so no change"
+    rotated = dict(a, password="r-" + uuid.uuid4().hex)
+    assert run(rotated)[0].get("changed") is True
+    assert can_login(role, rotated["password"], db) and not can_login(role, a["password"], db)
+
+
+# extras: extensions and read-only roles ------------------------------------------------------
+
+def test_extensions_and_readonly_roles():
+    db = role = name("ro")
+    reader, reader_pw = name("reader"), "r-" + uuid.uuid4().hex
+    q(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(reader), sql.Literal(reader_pw)))
+    a = args(db, role, extensions=["pgcrypto"], readonly_roles=[reader])
+    assert run(a)[0].get("changed") is True
+    assert q("SELECT extname FROM pg_extension WHERE extname = 'pgcrypto'", dbname=db) == [("pgcrypto",)]
+    conn = login(role, a["password"], db)
+    conn.autocommit = True
+    conn.cursor().execute("CREATE TABLE later (id serial, v text); INSERT INTO later (v) VALUES ('x')")
+    conn.close()
+    ro = login(reader, reader_pw, db)
+    ro.autocommit = True
+    cur = ro.cursor()
+    cur.execute("SELECT v FROM later")
+    assert cur.fetchall() == [("x",)], "default privileges cover tables created later"
+    with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+        cur.execute("INSERT INTO later (v) VALUES ('y')")
+    with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+        cur.execute("CREATE TABLE mine (x int)")
+    ro.close()
+    assert run(a)[0].get("changed") is False
+
+
+def test_readonly_role_must_exist():
+    db = role = name("romissing")
+    result, dummy = run(args(db, role, readonly_roles=[name("ghost")]))
+    assert result.get("failed") is True and "readonly_roles" in result["msg"] and "does not exist" in result["msg"]
+    assert nothing_created("romissing")
+
+
+# 7. secrets never in the output ---------------------------------------------------------------
+
+def test_passwords_never_appear_at_vvv():
+    db = role = name("vvv")
+    secret = "vvv-role-" + uuid.uuid4().hex
+    outputs = []
+    for kw in (dict(verbosity=3, diff=True), dict(verbosity=3, diff=True, check=True)):
+        result, proc = run(args(db, role, password=secret), **kw)
+        assert not result.get("failed"), result
+        outputs.append(proc.stdout + proc.stderr)
+    rotated = "vvv-rot-" + uuid.uuid4().hex
+    result, proc = run(args(db, role, password=rotated), verbosity=3, diff=True)
+    assert result.get("changed") is True
+    outputs.append(proc.stdout + proc.stderr)
+    result, proc = run(args(db, role, password=rotated, login_password=LAB["PASSWORD"] + "x"), verbosity=3)
+    assert result.get("failed") is True
+    outputs.append(proc.stdout + proc.stderr)
+    text = "\n".join(outputs)
+    assert "postgresql_app_db" in text and len(text) > 1000, "the -vvv output was captured"
+    for value in (secret, rotated, LAB["PASSWORD"], LAB["PASSWORD"] + "x"):
+        assert value not in text
+    verifier = q("SELECT rolpassword FROM pg_authid WHERE rolname = %s", [role])[0][0]
+    assert verifier.split("$")[2] not in text, "not even the SCRAM verifier"
+
+
+# via_kubernetes: the lab's kube-apiserver, kwok port-forward -> real PostgreSQL ----------------
+
+KUBECONFIG = os.environ.get("KUBECONFIG")
+needs_kube = pytest.mark.skipif(not (KUBECONFIG and os.path.isfile(KUBECONFIG)),
+                                reason="lab Kubernetes not configured (KUBECONFIG from make -s lab-env)")
+
+
+@pytest.fixture(scope="module")
+def kube_ns():
+    k8s = pytest.importorskip("kubernetes")
+    from kubernetes import client, config
+    config.load_kube_config(config_file=KUBECONFIG)
+    core = client.CoreV1Api()
+    apps = client.AppsV1Api()
+    ns = PREFIX.replace("_", "-") + "-pg"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+    labels = {"app": "pg"}
+    apps.create_namespaced_deployment(ns, client.V1Deployment(
+        metadata=client.V1ObjectMeta(name="pg"),
+        spec=client.V1DeploymentSpec(
+            replicas=1, selector=client.V1LabelSelector(match_labels=labels),
+            template=client.V1PodTemplateSpec(
+                metadata=client.V1ObjectMeta(labels=labels),
+                spec=client.V1PodSpec(containers=[client.V1Container(
+                    name="postgres", image="postgres:15",
+                    ports=[client.V1ContainerPort(name="postgres", container_port=5432)])])))))
+    core.create_namespaced_service(ns, client.V1Service(
+        metadata=client.V1ObjectMeta(name="pg"),
+        spec=client.V1ServiceSpec(selector=labels,
+                                  ports=[client.V1ServicePort(name="sql", port=15999, target_port="postgres")])))
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        pods = core.list_namespaced_pod(ns, label_selector="app=pg").items
+        if any(p.status.phase == "Running" and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
+               for p in pods):
+            break
+        time.sleep(1)
+    else:
+        pytest.fail("the pg pod never became Running and Ready in %s" % ns)
+    yield ns
+    core.delete_namespace(ns)
+    del k8s
+
+
+def via_args(db, role, ns, **via):
+    a = args(db, role)
+    for key in ("login_host", "login_port"):
+        a.pop(key)
+    a["via_kubernetes"] = dict(dict(namespace=ns, kubeconfig=KUBECONFIG), **via)
+    return a
+
+
+@needs_kube
+def test_via_kubernetes_service_named_target_port(kube_ns):
+    db = role = name("k8s")
+    a = via_args(db, role, kube_ns, service="pg", port=15999)
+    result, proc = run(a, diff=True)
+    assert result.get("changed") is True and not result.get("failed"), (result, proc.stderr[-2000:])
+    assert role_exists(role) and db_exists(db) and can_login(role, a["password"], db)
+    assert run(a)[0].get("changed") is False
+    assert not [p for p in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
+                if "kubectl" in p and "port-forward" in p], "no kubectl port-forward process"
+
+
+@needs_kube
+def test_via_kubernetes_pod_selector_and_default_port(kube_ns):
+    db = role = name("k8sps")
+    a = via_args(db, role, kube_ns, pod_selector={"app": "pg"})
+    result, dummy = run(a)
+    assert result.get("changed") is True and not result.get("failed"), result
+    assert can_login(role, a["password"], db)
+
+
+@needs_kube
+def test_via_kubernetes_errors_name_the_option(kube_ns):
+    result, dummy = run(via_args(name("k8sbad"), name("k8sbad"), kube_ns, service="no-such-service"))
+    assert result.get("failed") is True and "via_kubernetes" in result["msg"] and "no-such-service" in result["msg"], result
+    result, dummy = run(via_args(name("k8sbad"), name("k8sbad"), kube_ns, pod_selector="app=nothing-here"))
+    assert result.get("failed") is True and "no Running and Ready pod" in result["msg"], result
+    result, dummy = run(via_args(name("k8sbad"), name("k8sbad"), kube_ns, service="pg", port=1))
+    assert result.get("failed") is True and "via_kubernetes.port" in result["msg"], result
+    assert nothing_created("k8sbad")
+
+
+class _Module(object):
+    def fail_json(self, **kwargs):
+        raise AssertionError(kwargs)
+
+
+@needs_kube
+def test_port_forward_in_process_relays_and_closes_everything(kube_ns):
+    from ansible_collections.fediverse.mastodon.plugins.module_utils.portforward import port_forward
+    before = threading.active_count()
+    via = dict(namespace=kube_ns, service="pg", port=15999, mode="port_forward", kubeconfig=KUBECONFIG, request_timeout=30)
+    with port_forward(_Module(), via) as (host, port):
+        assert host == "127.0.0.1"
+        conns = [psycopg2.connect(host=host, port=port, user=LAB["USER"], password=LAB["PASSWORD"], dbname="postgres",
+                                  connect_timeout=10) for dummy in range(3)]
+        for conn in conns:
+            cur = conn.cursor()
+            cur.execute("SELECT repeat('x', 200000)")  # larger than one websocket frame
+            assert len(cur.fetchone()[0]) == 200000
+            conn.close()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2)
+    for dummy in range(100):
+        if threading.active_count() <= before:
+            break
+        time.sleep(0.1)
+    assert threading.active_count() <= before, [t.name for t in threading.enumerate()]
