@@ -156,7 +156,7 @@ def validate_params(module_name, params):
 
     spec, rules = real_argument_spec(module_name)
     result = ArgumentSpecValidator(copy.deepcopy(spec), **copy.deepcopy(rules)).validate(copy.deepcopy(params))
-    return [str(e) for e in result.errors], result.validated_parameters
+    return list(result.error_messages), result.validated_parameters
 
 
 # --------------------------------------------------------------------------------------------
