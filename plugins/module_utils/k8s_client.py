@@ -1,0 +1,99 @@
+# -*- coding: utf-8 -*-
+# Copyright: fediverse.mastodon contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Kubernetes API access shared by every module of the collection.
+
+The option names and their environment fallbacks match kubernetes.core, so an AWX
+credential (or a plain KUBECONFIG) that works for kubernetes.core.k8s works here unchanged.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+
+try:
+    from kubernetes import client as k8s_client_lib
+    from kubernetes import config as k8s_config
+    HAS_KUBERNETES = True
+    KUBERNETES_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - reported through missing_required_lib
+    HAS_KUBERNETES = False
+    KUBERNETES_IMPORT_ERROR = exc
+
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+K8S_AUTH_ARG_SPEC = dict(
+    kubeconfig=dict(type="raw", fallback=(lambda: os.environ.get("K8S_AUTH_KUBECONFIG"),)),
+    context=dict(type="str", fallback=(lambda: os.environ.get("K8S_AUTH_CONTEXT"),)),
+    host=dict(type="str", fallback=(lambda: os.environ.get("K8S_AUTH_HOST"),)),
+    api_key=dict(type="str", no_log=True, fallback=(lambda: os.environ.get("K8S_AUTH_API_KEY"),)),
+    validate_certs=dict(type="bool", aliases=["verify_ssl"]),
+    ca_cert=dict(type="path", aliases=["ssl_ca_cert"],
+                 fallback=(lambda: os.environ.get("K8S_AUTH_SSL_CA_CERT"),)),
+    client_cert=dict(type="path", aliases=["cert_file"],
+                     fallback=(lambda: os.environ.get("K8S_AUTH_CERT_FILE"),)),
+    client_key=dict(type="path", aliases=["key_file"], no_log=False,
+                    fallback=(lambda: os.environ.get("K8S_AUTH_KEY_FILE"),)),
+)
+"""Options every Kubernetes-facing module accepts (documented by the k8s_auth doc fragment)."""
+
+
+def _env_bool(name):
+    value = os.environ.get(name)
+    if value is None:
+        return None
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def running_in_cluster(environ=None, sa_dir=SERVICE_ACCOUNT_DIR):
+    """True when this process runs in a pod with a mounted service account token (AWX EE)."""
+    environ = os.environ if environ is None else environ
+    return bool(environ.get("KUBERNETES_SERVICE_HOST")) and os.path.isfile(os.path.join(sa_dir, "token"))
+
+
+def _uses_explicit_config(params):
+    return any(params.get(k) for k in ("kubeconfig", "context", "host", "api_key"))
+
+
+def build_api_client(params):
+    """Return a kubernetes.client.ApiClient built from the module's auth options.
+
+    Order: explicit options (or their K8S_AUTH_* fallbacks), then the in-cluster service account,
+    then the default kubeconfig ($KUBECONFIG or ~/.kube/config).
+    """
+    configuration = k8s_client_lib.Configuration()
+    kubeconfig = params.get("kubeconfig")
+    if params.get("host") and not kubeconfig and not params.get("context"):
+        configuration.host = params["host"]
+    elif not _uses_explicit_config(params) and running_in_cluster():
+        k8s_config.load_incluster_config(client_configuration=configuration)
+    elif isinstance(kubeconfig, dict):
+        k8s_config.load_kube_config_from_dict(kubeconfig, context=params.get("context"),
+                                              client_configuration=configuration)
+    else:
+        path = os.path.expanduser(kubeconfig) if kubeconfig else None
+        k8s_config.load_kube_config(config_file=path, context=params.get("context"),
+                                    client_configuration=configuration)
+    if params.get("host"):
+        configuration.host = params["host"]
+    if params.get("api_key"):
+        configuration.api_key = {"authorization": "Bearer " + params["api_key"]}
+    validate = params.get("validate_certs")
+    if validate is None:
+        validate = _env_bool("K8S_AUTH_VERIFY_SSL")
+    if validate is not None:
+        configuration.verify_ssl = validate
+    if params.get("ca_cert"):
+        configuration.ssl_ca_cert = params["ca_cert"]
+    if params.get("client_cert"):
+        configuration.cert_file = params["client_cert"]
+    if params.get("client_key"):
+        configuration.key_file = params["client_key"]
+    return k8s_client_lib.ApiClient(configuration)
+
+
+def auth_params(params):
+    """The subset of a module's params that are Kubernetes auth options."""
+    return dict((k, params.get(k)) for k in K8S_AUTH_ARG_SPEC)

@@ -1,0 +1,190 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: fediverse.mastodon contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: k8s_objects
+short_description: Apply a list of Kubernetes objects, writing only those that differ
+version_added: "0.1.0"
+description:
+  - Converges a list of Kubernetes objects in one task, in list order.
+  - Each object is read first. It is written, with server-side apply, only when one of its desired
+    fields differs from the live object. A rerun that changes nothing sends only read requests,
+    so the API server's audit log shows no mutation.
+  - When the quick comparison sees a difference, a server-side dry-run apply decides whether the
+    difference is real or only a server default, so no write is sent for a false difference.
+  - Existing Jobs are never modified, because a Job's pod template is immutable; name Jobs after
+    what they run for.
+  - Secret values are never shown in the diff or in the returned objects.
+author:
+  - fediverse.mastodon contributors
+extends_documentation_fragment:
+  - fediverse.mastodon.k8s_auth
+options:
+  definitions:
+    description:
+      - The objects, as a list of dictionaries, each with C(apiVersion), C(kind) and C(metadata.name).
+    type: list
+    elements: dict
+    required: true
+  namespace:
+    description:
+      - Namespace for namespaced objects whose C(metadata.namespace) is not set.
+    type: str
+  state:
+    description:
+      - V(present) creates or updates the objects. V(absent) deletes them (missing ones are fine).
+    type: str
+    choices: [present, absent]
+    default: present
+  field_manager:
+    description:
+      - The server-side apply field manager.
+    type: str
+    default: fediverse-mastodon
+attributes:
+  check_mode:
+    support: full
+    description: Check mode sends server-side dry-run requests only.
+  diff_mode:
+    support: full
+    description: The diff shows, for each changed object, the live fields it sets and their new values.
+'''
+
+EXAMPLES = r'''
+- name: Apply every object of the component in one request loop
+  fediverse.mastodon.k8s_objects:
+    namespace: social
+    definitions: "{{ lookup('ansible.builtin.template', 'objects.yml.j2') | ansible.builtin.from_yaml_all | list }}"
+
+- name: Remove the workloads, keep everything else
+  fediverse.mastodon.k8s_objects:
+    namespace: social
+    state: absent
+    definitions:
+      - apiVersion: apps/v1
+        kind: Deployment
+        metadata:
+          name: social-web
+'''
+
+RETURN = r'''
+objects:
+  description: One entry per definition, in order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    kind:
+      description: The object's kind.
+      type: str
+    name:
+      description: The object's name.
+      type: str
+    namespace:
+      description: The object's namespace, or null for cluster-scoped objects.
+      type: str
+    action:
+      description: What happened, one of created, updated, unchanged, deleted, absent.
+      type: str
+  sample: [{"kind": "ConfigMap", "name": "social-env", "namespace": "social", "action": "unchanged"}]
+changed_objects:
+  description: C(Kind/namespace/name) of every object created, updated or deleted.
+  returned: always
+  type: list
+  elements: str
+  sample: ["Deployment/social/social-web"]
+api_requests:
+  description: How many API requests the module sent, by HTTP method.
+  returned: always
+  type: dict
+  sample: {"GET": 12}
+'''
+
+import copy
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.fediverse.mastodon.plugins.module_utils.k8s_client import (
+    HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR, K8S_AUTH_ARG_SPEC, build_api_client)
+from ansible_collections.fediverse.mastodon.plugins.module_utils.k8s_objects import (
+    ApiException, KubeRest, ensure_object, project, redact)
+
+
+def _normalise(definitions, namespace, module):
+    result = []
+    for index, definition in enumerate(definitions):
+        if not definition:
+            continue
+        missing = [k for k in ("apiVersion", "kind") if not definition.get(k)]
+        if not (definition.get("metadata") or {}).get("name"):
+            missing.append("metadata.name")
+        if missing:
+            module.fail_json(msg="definitions[%d] lacks %s; every object needs apiVersion, kind and metadata.name"
+                             % (index, ", ".join(missing)))
+        definition = copy.deepcopy(definition)
+        if namespace and not definition["metadata"].get("namespace") and definition["kind"] != "Namespace":
+            definition["metadata"]["namespace"] = namespace
+        result.append(definition)
+    return result
+
+
+def main():
+    argument_spec = dict(
+        definitions=dict(type="list", elements="dict", required=True),
+        namespace=dict(type="str"),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        field_manager=dict(type="str", default="fediverse-mastodon"),
+    )
+    argument_spec.update(K8S_AUTH_ARG_SPEC)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    if not HAS_KUBERNETES:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(KUBERNETES_IMPORT_ERROR))
+
+    definitions = _normalise(module.params["definitions"], module.params["namespace"], module)
+    if module.params["state"] == "absent":
+        definitions = list(reversed(definitions))
+    try:
+        rest = KubeRest(build_api_client(module.params))
+    except Exception as exc:  # kubeconfig problems come in many exception types
+        module.fail_json(msg="cannot configure the Kubernetes client: %s. Check kubeconfig/context or K8S_AUTH_* variables"
+                         % exc)
+
+    objects, changed_objects, before, after = [], [], [], []
+    for definition in definitions:
+        meta = definition["metadata"]
+        ident = "%s/%s%s" % (definition["kind"], meta.get("namespace") + "/" if meta.get("namespace") else "", meta["name"])
+        try:
+            action, live, result = ensure_object(rest, definition, module.params["state"],
+                                                 module.params["field_manager"], module.check_mode)
+        except LookupError as exc:
+            module.fail_json(msg="%s: %s" % (ident, exc), objects=objects)
+        except ApiException as exc:
+            reason = getattr(exc, "body", None) or str(exc)
+            module.fail_json(msg="%s: the API server refused it (HTTP %s): %s" % (ident, getattr(exc, "status", "?"), reason),
+                             objects=objects)
+        except Exception as exc:
+            module.fail_json(msg="%s: %s" % (ident, exc), objects=objects, exception=traceback.format_exc())
+        objects.append(dict(kind=definition["kind"], name=meta["name"], namespace=meta.get("namespace"), action=action))
+        if action in ("created", "updated", "deleted"):
+            changed_objects.append(ident)
+            if module._diff:
+                before.append(redact(project(live, definition)) if live else None)
+                after.append(redact(project(result, definition)) if result else None)
+
+    counts = {}
+    for method, dummy in rest.requests:
+        counts[method] = counts.get(method, 0) + 1
+    response = dict(changed=bool(changed_objects), objects=objects, changed_objects=changed_objects, api_requests=counts)
+    if module._diff:
+        response["diff"] = dict(before={"objects": before}, after={"objects": after})
+    module.exit_json(**response)
+
+
+if __name__ == "__main__":
+    main()
