@@ -1,0 +1,265 @@
+# -*- coding: utf-8 -*-
+# Copyright: fediverse.mastodon contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""fediverse.mastodon.minio_bucket against a real S3 server.
+
+In the lab that is Ceph RGW on 127.0.0.1 (LAB_S3_* from `make -s lab-env`). Every assertion on
+access is checked with plain HTTP requests (anonymous) or boto3 (admin), not with the module's
+own report. Bucket names are unique per run; everything is deleted afterwards.
+"""
+
+import json
+import os
+import sys
+import uuid
+
+import pytest
+
+from ansible_run import run_module
+
+boto3 = pytest.importorskip("boto3")
+requests = pytest.importorskip("requests")
+from botocore.config import Config  # noqa: E402  (after importorskip)
+from botocore.exceptions import ClientError  # noqa: E402
+
+ENV_NAMES = ("LAB_S3_ENDPOINT", "LAB_S3_ACCESS_KEY", "LAB_S3_SECRET_KEY")
+RUN_ENV = {"ANSIBLE_PYTHON_INTERPRETER": sys.executable}
+SID = "FediverseMastodonAnonymousRead"
+
+
+@pytest.fixture(scope="module")
+def lab():
+    missing = [n for n in ENV_NAMES if not os.environ.get(n)]
+    if missing:
+        pytest.skip("no S3 server: %s not set (eval \"$(make -s lab-env)\")" % ", ".join(missing))
+    return dict(endpoint=os.environ["LAB_S3_ENDPOINT"], access_key=os.environ["LAB_S3_ACCESS_KEY"],
+                secret_key=os.environ["LAB_S3_SECRET_KEY"])
+
+
+@pytest.fixture(scope="module")
+def admin(lab):
+    return boto3.client("s3", endpoint_url=lab["endpoint"], aws_access_key_id=lab["access_key"],
+                        aws_secret_access_key=lab["secret_key"], region_name="us-east-1",
+                        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+
+
+def _purge(admin, bucket):
+    try:
+        for page in admin.get_paginator("list_object_versions").paginate(Bucket=bucket):
+            for v in (page.get("Versions") or []) + (page.get("DeleteMarkers") or []):
+                admin.delete_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])
+        for page in admin.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for o in page.get("Contents") or []:
+                admin.delete_object(Bucket=bucket, Key=o["Key"])
+        admin.delete_bucket(Bucket=bucket)
+    except ClientError:
+        pass
+
+
+@pytest.fixture
+def bucket(admin):
+    name = "it-bucket-%s" % uuid.uuid4().hex[:12]
+    yield name
+    _purge(admin, name)
+
+
+def bucket_exists(admin, name):
+    try:
+        admin.head_bucket(Bucket=name)
+        return True
+    except ClientError as exc:
+        if exc.response["ResponseMetadata"]["HTTPStatusCode"] == 404:
+            return False
+        raise
+
+
+def server_policy(admin, name):
+    try:
+        return json.loads(admin.get_bucket_policy(Bucket=name)["Policy"])
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "NoSuchBucketPolicy":
+            return None
+        raise
+
+
+def run(lab, check=False, diff=False, verbosity=0, **args):
+    module_args = dict(endpoint=lab["endpoint"], access_key=lab["access_key"], secret_key=lab["secret_key"])
+    module_args.update(args)
+    return run_module("minio_bucket", module_args, check=check, diff=diff, verbosity=verbosity, env=RUN_ENV)
+
+
+def anon(lab, method, path, **kw):
+    return requests.request(method, lab["endpoint"].rstrip("/") + path, timeout=10, **kw).status_code
+
+
+def test_create_check_mode_then_real_then_noop(lab, admin, bucket):
+    res, dummy = run(lab, check=True, name=bucket)
+    assert res["changed"] is True and res["created"] is True, res
+    assert not bucket_exists(admin, bucket), "check mode created the bucket"
+
+    res, dummy = run(lab, name=bucket)
+    assert res["changed"] is True and res["created"] is True, res
+    assert bucket_exists(admin, bucket)
+
+    res, dummy = run(lab, name=bucket)
+    assert res["changed"] is False and res["created"] is False, res
+
+
+def test_anonymous_read_get_200_list_and_put_403_then_revoked(lab, admin, bucket):
+    res, dummy = run(lab, name=bucket, anonymous_read=True)
+    assert res["changed"] is True, res
+    assert res["anonymous"] == {"get": True, "list": False, "put": False}
+    admin.put_object(Bucket=bucket, Key="media_attachments/files/1/original/a.png", Body=b"\x89PNG-test")
+
+    assert anon(lab, "GET", "/%s/media_attachments/files/1/original/a.png" % bucket) == 200
+    assert anon(lab, "GET", "/%s" % bucket) == 403, "anonymous LIST must be refused"
+    assert anon(lab, "GET", "/%s?list-type=2" % bucket) == 403, "anonymous LIST v2 must be refused"
+    assert anon(lab, "PUT", "/%s/evil.txt" % bucket, data=b"x") == 403, "anonymous PUT must be refused"
+
+    res, dummy = run(lab, name=bucket, anonymous_read=True)
+    assert res["changed"] is False, res
+
+    res, dummy = run(lab, name=bucket, anonymous_read=False, diff=True)
+    assert res["changed"] is True, res
+    assert res["diff"]["before"]["policy"]["Statement"][0]["Sid"] == SID
+    assert res["diff"]["after"]["policy"] is None
+    assert server_policy(admin, bucket) is None
+    assert anon(lab, "GET", "/%s/media_attachments/files/1/original/a.png" % bucket) == 403
+
+    res, dummy = run(lab, name=bucket, anonymous_read=False)
+    assert res["changed"] is False, res
+
+
+def test_drift_repair_and_foreign_statements_kept(lab, admin, bucket):
+    run(lab, name=bucket, anonymous_read=True)
+    admin.put_object(Bucket=bucket, Key="cache/x.jpg", Body=b"jpg")
+    # Someone "fixes" the policy by hand: our statement now also allows listing, and another
+    # statement (a CDN user) is added.
+    cdn = {"Sid": "Cdn", "Effect": "Allow", "Principal": {"AWS": ["arn:aws:iam:::user/cdn"]},
+           "Action": ["s3:GetObject"], "Resource": ["arn:aws:s3:::%s/*" % bucket]}
+    tampered = {"Version": "2012-10-17", "Statement": [
+        {"Sid": SID, "Effect": "Allow", "Principal": "*", "Action": ["s3:GetObject", "s3:ListBucket"],
+         "Resource": ["arn:aws:s3:::%s/*" % bucket, "arn:aws:s3:::%s" % bucket]}, cdn]}
+    admin.put_bucket_policy(Bucket=bucket, Policy=json.dumps(tampered))
+    assert anon(lab, "GET", "/%s" % bucket) == 200, "precondition: the tampered policy allows listing"
+
+    res, dummy = run(lab, name=bucket, anonymous_read=True, check=True, diff=True)
+    assert res["changed"] is True, res
+    assert anon(lab, "GET", "/%s" % bucket) == 200, "check mode repaired the policy"
+
+    res, dummy = run(lab, name=bucket, anonymous_read=True, diff=True)
+    assert res["changed"] is True, res
+    before_actions = [st["Action"] for st in res["diff"]["before"]["policy"]["Statement"] if st.get("Sid") == SID]
+    assert before_actions == [["s3:GetObject", "s3:ListBucket"]]
+    assert anon(lab, "GET", "/%s" % bucket) == 403, "drift not repaired: anonymous listing still works"
+    assert anon(lab, "GET", "/%s/cache/x.jpg" % bucket) == 200
+    sids = sorted(st.get("Sid") for st in server_policy(admin, bucket)["Statement"])
+    assert sids == ["Cdn", SID], "the foreign statement must be kept"
+
+    # Someone deletes the whole policy: it comes back.
+    admin.delete_bucket_policy(Bucket=bucket)
+    assert anon(lab, "GET", "/%s/cache/x.jpg" % bucket) == 403
+    res, dummy = run(lab, name=bucket, anonymous_read=True)
+    assert res["changed"] is True
+    assert anon(lab, "GET", "/%s/cache/x.jpg" % bucket) == 200
+    res, dummy = run(lab, name=bucket, anonymous_read=True)
+    assert res["changed"] is False
+
+
+def test_equivalent_policy_shape_is_not_rewritten(lab, admin, bucket):
+    run(lab, name=bucket, anonymous_read=True)
+    # The same grant in another shape: "*" principal, single strings, other key order.
+    same = {"Statement": [{"Resource": "arn:aws:s3:::%s/*" % bucket, "Action": "s3:getobject", "Principal": "*",
+                           "Effect": "Allow", "Sid": SID}], "Version": "2012-10-17"}
+    admin.put_bucket_policy(Bucket=bucket, Policy=json.dumps(same))
+    res, dummy = run(lab, name=bucket, anonymous_read=True)
+    assert res["changed"] is False, res
+    assert server_policy(admin, bucket) == same, "an equivalent policy was rewritten"
+
+
+def test_anonymous_read_prefixes(lab, admin, bucket):
+    res, dummy = run(lab, name=bucket, anonymous_read=True, anonymous_read_prefixes=["media_attachments/"])
+    assert res["changed"] is True
+    admin.put_object(Bucket=bucket, Key="media_attachments/a.png", Body=b"a")
+    admin.put_object(Bucket=bucket, Key="backups/db.dump", Body=b"secret")
+    assert anon(lab, "GET", "/%s/media_attachments/a.png" % bucket) == 200
+    assert anon(lab, "GET", "/%s/backups/db.dump" % bucket) == 403
+    res, dummy = run(lab, name=bucket, anonymous_read=True, anonymous_read_prefixes=["media_attachments/"])
+    assert res["changed"] is False
+
+
+def test_full_policy_option(lab, admin, bucket):
+    policy = {"Version": "2012-10-17", "Statement": [
+        {"Sid": "Own", "Effect": "Allow", "Principal": {"AWS": ["*"]}, "Action": ["s3:GetObject"],
+         "Resource": ["arn:aws:s3:::%s/public/*" % bucket]}]}
+    res, dummy = run(lab, name=bucket, policy=policy)
+    assert res["changed"] is True, res
+    assert server_policy(admin, bucket)["Statement"][0]["Sid"] == "Own"
+    admin.put_object(Bucket=bucket, Key="public/a", Body=b"a")
+    admin.put_object(Bucket=bucket, Key="private/a", Body=b"a")
+    assert anon(lab, "GET", "/%s/public/a" % bucket) == 200
+    assert anon(lab, "GET", "/%s/private/a" % bucket) == 403
+    res, dummy = run(lab, name=bucket, policy=json.dumps(policy))
+    assert res["changed"] is False, res
+
+
+def test_non_empty_bucket_absent_is_refused_and_data_stays(lab, admin, bucket):
+    run(lab, name=bucket)
+    admin.put_object(Bucket=bucket, Key="accounts/avatars/1.png", Body=b"keep me")
+
+    res, dummy = run(lab, name=bucket, state="absent")
+    assert res.get("failed") is True, res
+    assert "not empty" in res["msg"] and "force: true" in res["msg"], res["msg"]
+    assert admin.get_object(Bucket=bucket, Key="accounts/avatars/1.png")["Body"].read() == b"keep me"
+
+    res, dummy = run(lab, name=bucket, state="absent", force=True, check=True)
+    assert res["changed"] is True
+    assert bucket_exists(admin, bucket), "check mode deleted the bucket"
+
+    res, dummy = run(lab, name=bucket, state="absent", force=True)
+    assert res["changed"] is True and res["deleted_objects"] == 1, res
+    assert not bucket_exists(admin, bucket)
+
+    res, dummy = run(lab, name=bucket, state="absent")
+    assert res["changed"] is False, res
+
+
+def test_empty_bucket_absent(lab, admin, bucket):
+    run(lab, name=bucket)
+    res, dummy = run(lab, name=bucket, state="absent")
+    assert res["changed"] is True, res
+    assert not bucket_exists(admin, bucket)
+
+
+def test_admin_key_never_in_verbose_output(lab, bucket):
+    res, proc = run(lab, name=bucket, anonymous_read=True, verbosity=3, diff=True)
+    assert res["changed"] is True
+    output = proc.stdout + proc.stderr
+    assert lab["secret_key"] not in output
+    assert "secret_key" in output, "the run did not log its arguments at -vvv; the check above proves nothing"
+
+
+def test_bad_admin_key_is_a_clear_error(lab, admin, bucket):
+    wrong = "WRONG" + lab["secret_key"][5:] if len(lab["secret_key"]) > 5 else "wrong-secret"
+    res, proc = run(lab, name=bucket, secret_key=wrong)
+    assert res.get("failed") is True, res
+    assert "rejected the credentials" in res["msg"] and "access_key and secret_key" in res["msg"], res["msg"]
+    assert wrong not in proc.stdout + proc.stderr
+    assert not bucket_exists(admin, bucket)
+
+    res, dummy = run(lab, name=bucket, access_key="NOSUCHKEY123")
+    assert res.get("failed") is True
+    assert "rejected the credentials" in res["msg"], res["msg"]
+
+
+def test_unreachable_endpoint_is_a_clear_error(lab, bucket):
+    res, dummy = run(lab, name=bucket, endpoint="http://127.0.0.1:1", connect_timeout=2)
+    assert res.get("failed") is True, res
+    assert "unreachable" in res["msg"] and "endpoint" in res["msg"], res["msg"]
+
+
+@pytest.mark.parametrize("name", ["Media_Bucket", "ab", "-media", "192.168.0.1"])
+def test_invalid_bucket_name_is_a_clear_error(lab, name):
+    res, dummy = run(lab, name=name)
+    assert res.get("failed") is True, res
+    assert "not a valid S3 bucket name" in res["msg"] and "Fix name" in res["msg"], res["msg"]
