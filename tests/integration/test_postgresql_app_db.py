@@ -440,39 +440,38 @@ needs_kube = pytest.mark.skipif(not (KUBECONFIG and os.path.isfile(KUBECONFIG)),
 
 @pytest.fixture(scope="module")
 def kube_ns():
-    k8s = pytest.importorskip("kubernetes")
+    pytest.importorskip("kubernetes")
     from kubernetes import client, config
     config.load_kube_config(config_file=KUBECONFIG)
     core = client.CoreV1Api()
-    apps = client.AppsV1Api()
     ns = PREFIX.replace("_", "-") + "-pg"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
     labels = {"app": "pg"}
-    apps.create_namespaced_deployment(ns, client.V1Deployment(
-        metadata=client.V1ObjectMeta(name="pg"),
-        spec=client.V1DeploymentSpec(
-            replicas=1, selector=client.V1LabelSelector(match_labels=labels),
-            template=client.V1PodTemplateSpec(
-                metadata=client.V1ObjectMeta(labels=labels),
-                spec=client.V1PodSpec(containers=[client.V1Container(
-                    name="postgres", image="postgres:15",
-                    ports=[client.V1ContainerPort(name="postgres", container_port=5432)])])))))
-    core.create_namespaced_service(ns, client.V1Service(
-        metadata=client.V1ObjectMeta(name="pg"),
-        spec=client.V1ServiceSpec(selector=labels,
-                                  ports=[client.V1ServicePort(name="sql", port=15999, target_port="postgres")])))
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        pods = core.list_namespaced_pod(ns, label_selector="app=pg").items
-        if any(p.status.phase == "Running" and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
-               for p in pods):
-            break
-        time.sleep(1)
-    else:
-        pytest.fail("the pg pod never became Running and Ready in %s" % ns)
-    yield ns
-    core.delete_namespace(ns)
-    del k8s
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+    try:
+        # A bare pod: kwok makes it Running and Ready; its port-forward to 5432 reaches the lab PostgreSQL.
+        core.create_namespaced_pod(ns, client.V1Pod(
+            metadata=client.V1ObjectMeta(name="pg-0", labels=labels),
+            spec=client.V1PodSpec(containers=[client.V1Container(
+                name="postgres", image="postgres:15",
+                ports=[client.V1ContainerPort(name="postgres", container_port=5432)])])))
+        core.create_namespaced_service(ns, client.V1Service(
+            metadata=client.V1ObjectMeta(name="pg"),
+            spec=client.V1ServiceSpec(selector=labels,
+                                      ports=[client.V1ServicePort(name="sql", port=15999, target_port="postgres")])))
+        deadline = time.time() + 180
+        pods = []
+        while time.time() < deadline:
+            pods = core.list_namespaced_pod(ns, label_selector="app=pg").items
+            if any(p.status.phase == "Running" and any(c.type == "Ready" and c.status == "True"
+                                                       for c in p.status.conditions or []) for p in pods):
+                break
+            time.sleep(1)
+        else:
+            pytest.fail("the lab's kwok never made pod pg-0 Running and Ready in %s: %s"
+                        % (ns, [(p.metadata.name, p.spec.node_name, p.status.phase) for p in pods]))
+        yield ns
+    finally:
+        core.delete_namespace(ns)
 
 
 def via_args(db, role, ns, **via):
