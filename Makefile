@@ -8,6 +8,7 @@ PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/collections
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_PYTHON_INTERPRETER := $(CURDIR)/$(VENV)/bin/python
 CACHE ?= $(HOME)/.cache/fediverse-mastodon
 TARBALL := $(CURDIR)/.cache/build/fediverse-mastodon-$(shell sed -n 's/^version: *//p' galaxy.yml).tar.gz
 

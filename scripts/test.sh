@@ -4,7 +4,7 @@
 # brought down at the end (LAB_KEEP=1 leaves it running).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$PWD/.venv/bin:$PATH" ANSIBLE_COLLECTIONS_PATH="$PWD/collections" ANSIBLE_CONFIG="$PWD/ansible.cfg"
+export PATH="$PWD/.venv/bin:$PATH" ANSIBLE_COLLECTIONS_PATH="$PWD/collections" ANSIBLE_CONFIG="$PWD/ansible.cfg" ANSIBLE_PYTHON_INTERPRETER="$PWD/.venv/bin/python"
 export PYTEST_ADDOPTS="${PYTEST_ADDOPTS:--p no:cacheprovider}"
 
 passed=() failed=()

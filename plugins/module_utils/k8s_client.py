@@ -22,6 +22,7 @@ except ImportError as exc:  # pragma: no cover - reported through missing_requir
     HAS_KUBERNETES = False
     KUBERNETES_IMPORT_ERROR = exc
 
+USER_AGENT = "fediverse.mastodon"
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 K8S_AUTH_ARG_SPEC = dict(
@@ -91,7 +92,10 @@ def build_api_client(params):
         configuration.cert_file = params["client_cert"]
     if params.get("client_key"):
         configuration.key_file = params["client_key"]
-    return k8s_client_lib.ApiClient(configuration)
+    api_client = k8s_client_lib.ApiClient(configuration)
+    # Lets the API server's audit log attribute every request to this collection.
+    api_client.user_agent = USER_AGENT
+    return api_client
 
 
 def auth_params(params):

@@ -119,6 +119,23 @@ def secret_string_data_to_data(definition):
     return definition
 
 
+def secret_values(definitions):
+    """Every value of every Secret in `definitions`, plain and base64, to be masked in output."""
+    values = set()
+    for definition in definitions:
+        if definition.get("kind") != "Secret":
+            continue
+        for value in (definition.get("stringData") or {}).values():
+            values.add(str(value))
+        for value in (definition.get("data") or {}).values():
+            values.add(str(value))
+            try:
+                values.add(base64.b64decode(value).decode("utf-8"))
+            except (ValueError, TypeError, UnicodeDecodeError):
+                pass
+    return set(v for v in values if v)
+
+
 def redact(obj):
     """A copy of an object safe to print: Secret values are replaced."""
     if not isinstance(obj, dict) or obj.get("kind") != "Secret":
@@ -194,7 +211,7 @@ class KubeRest(object):
         query = [("fieldManager", field_manager), ("force", "true")]
         if dry_run:
             query.append(("dryRun", "All"))
-        return self.call("PATCH", path, body=json.dumps(body), query=query,
+        return self.call("PATCH", path, body=body, query=query,
                          content_type="application/apply-patch+yaml")
 
     def delete(self, path, dry_run=False):

@@ -20,7 +20,8 @@ description:
     difference is real or only a server default, so no write is sent for a false difference.
   - Existing Jobs are never modified, because a Job's pod template is immutable; name Jobs after
     what they run for.
-  - Secret values are never shown in the diff or in the returned objects.
+  - Secret values are never shown in the diff, in the returned objects or in the task's
+    invocation, at any verbosity.
 author:
   - fediverse.mastodon contributors
 extends_documentation_fragment:
@@ -113,7 +114,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.fediverse.mastodon.plugins.module_utils.k8s_client import (
     HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR, K8S_AUTH_ARG_SPEC, build_api_client)
 from ansible_collections.fediverse.mastodon.plugins.module_utils.k8s_objects import (
-    ApiException, KubeRest, ensure_object, project, redact)
+    ApiException, KubeRest, ensure_object, project, redact, secret_values)
 
 
 def _normalise(definitions, namespace, module):
@@ -147,6 +148,8 @@ def main():
         module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(KUBERNETES_IMPORT_ERROR))
 
     definitions = _normalise(module.params["definitions"], module.params["namespace"], module)
+    # Secret values given in definitions are masked like no_log options, wherever they would show.
+    module.no_log_values.update(secret_values(definitions))
     if module.params["state"] == "absent":
         definitions = list(reversed(definitions))
     try:

@@ -7,6 +7,7 @@ returns, including no_log masking and check/diff mode.
 import json
 import os
 import subprocess
+import sys
 import tempfile
 
 import yaml
@@ -24,6 +25,8 @@ def ansible_env(extra=None):
         "ANSIBLE_FORCE_COLOR": "0",
         "ANSIBLE_RETRY_FILES_ENABLED": "0",
         "ANSIBLE_LOCALHOST_WARNING": "0",
+        # the interpreter running the tests has every library the modules need
+        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
         "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
     })
     env.update(extra or {})
