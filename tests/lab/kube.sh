@@ -18,7 +18,8 @@ PV_POOL_SIZE="${LAB_PV_POOL_SIZE:-20}"
 PV_DIR="$LAB_STATE/pv"
 RECYCLER_PID="$KUBE_DIR/pv-recycler.pid"
 # Fixed loopback ports, all below the Linux ephemeral range (32768+).
-KWOK_PORT=32765 ETCD_PORT=32764 ETCD_PEER_PORT=32763 KCM_PORT=32762 SCHED_PORT=32761
+KWOK_PORT=$((LAB_KUBE_PORT - 1)) ETCD_PORT=$((LAB_KUBE_PORT - 2)) ETCD_PEER_PORT=$((LAB_KUBE_PORT - 3))
+KCM_PORT=$((LAB_KUBE_PORT - 4)) SCHED_PORT=$((LAB_KUBE_PORT - 5))
 
 # shellcheck source=tests/lab/versions.env
 . "$LAB_DIR/versions.env"
@@ -46,7 +47,7 @@ omitStages:
 rules:
 - level: Metadata
 EOF
-  cat >"$KUBE_DIR/kwok-lab.yaml" <<'EOF'
+  cat >"$KUBE_DIR/kwok-lab.yaml" <<EOF
 # Extra kwok-controller configuration, loaded next to the one kwokctl generates
 # (which carries kwok's default node and pod stages).
 #
@@ -59,12 +60,15 @@ metadata:
 spec:
   forwards:
   - ports: [5432]
-    target: {address: 127.0.0.1, port: 15432}
+    target: {address: $LAB_HOST, port: $LAB_PG_PORT}
   - ports: [6379]
-    target: {address: 127.0.0.1, port: 16379}
+    target: {address: $LAB_HOST, port: $LAB_REDIS_PORT}
   - ports: [9000, 7480]
-    target: {address: 127.0.0.1, port: 17480}
+    target: {address: $LAB_HOST, port: $LAB_S3_PORT}
 ---
+EOF
+  # (quoted: the template below is kwok's, not the shell's)
+  cat >>"$KUBE_DIR/kwok-lab.yaml" <<'EOF'
 # A running pod labelled lab.fediverse/fail=true fails (exit code 1), so a test can make a
 # chosen Job fail. The weight makes this stage win over kwok's default pod-complete stage.
 apiVersion: kwok.x-k8s.io/v1alpha1
@@ -139,6 +143,12 @@ options:
   kwokControllerBinary: $BIN/kwok
   cacheDir: $KWOK_WORKDIR/cache
 componentsPatches:
+# The apiserver must reach the "kubelet" (kwok) by the node's InternalIP 127.0.0.1 only: the
+# default preference starts with Hostname, which would send a DNS query off the machine.
+- name: kube-apiserver
+  extraArgs:
+  - key: kubelet-preferred-address-types
+    value: InternalIP
 - name: kwok-controller
   extraArgs:
   - key: config
@@ -271,6 +281,15 @@ wait_node_ready() {
   return 1
 }
 
+wait_controllers() {
+  local i
+  for ((i = 0; i < 90; i++)); do
+    kc -n default get serviceaccount default >/dev/null 2>&1 && return 0
+    sleep 1
+  done
+  return 1
+}
+
 # The PV recycler: PVs of the pool whose claim was deleted go "Released"; this loop makes them
 # Available again (and empties their directory) so the pool does not run dry across tests.
 # It holds one watch on the apiserver and patches only when a PV is released.
@@ -335,6 +354,9 @@ up() {
   wait_healthy 120 || die "kubernetes: apiserver on $LAB_HOST:$LAB_KUBE_PORT is not healthy; logs under $CLUSTER_DIR/logs"
   apply_lab_objects
   wait_node_ready || die "kubernetes: node lab-node-0 did not become Ready"
+  # The controllers are working once the ServiceAccount controller has made `default` (after a
+  # restart this waits for the controller-manager's leader lease).
+  wait_controllers || die "kubernetes: kube-controller-manager is not working (no default ServiceAccount); see $CLUSTER_DIR/logs"
   ln -sfn "$CLUSTER_DIR/logs/audit.log" "$AUDIT_LOG"
   start_recycler
   log "kubernetes: running ($((SECONDS - t0))s); KUBECONFIG=$LAB_KUBECONFIG_PATH"

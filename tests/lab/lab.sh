@@ -5,17 +5,20 @@
 #   lab.sh status  one line per component; exit 1 if any is down
 #   lab.sh env     `export VAR=value` lines only (eval them, or `make -s lab-env`)
 # Environment: LAB_STATE, LAB_CACHE (see lib.sh), LAB_KUBECONFIG=<path> to use an existing
-# cluster instead of building and starting one. See docs/lab.md.
+# cluster instead of building and starting one, LAB_COMPONENTS, LAB_PORT_OFFSET. See docs/lab.md.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=tests/lab/lib.sh
 . "$here/lib.sh"
 
+# LAB_COMPONENTS limits the lab to some components (default: all of them).
 components() {
-  echo "postgresql $here/services/postgresql.sh"
-  echo "redis $here/services/redis.sh"
-  echo "s3 $here/services/s3.sh"
-  echo "kubernetes $here/kube.sh"
+  local want="${LAB_COMPONENTS:-postgresql redis s3 kubernetes}" name script
+  printf '%s\n' "postgresql $here/services/postgresql.sh" "redis $here/services/redis.sh" \
+    "s3 $here/services/s3.sh" "kubernetes $here/kube.sh" |
+    while read -r name script; do
+      case " $want " in *" $name "*) echo "$name $script" ;; esac
+    done
 }
 
 has() { [ -f "$1" ]; }

@@ -8,12 +8,15 @@ LAB_STATE="${LAB_STATE:-${XDG_STATE_HOME:-$HOME/.local/state}/fediverse-mastodon
 LAB_CACHE="${LAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/fediverse-mastodon-lab}"
 export LAB_STATE LAB_CACHE
 
-# Fixed loopback ports (documented in docs/lab.md).
+# Fixed loopback ports (documented in docs/lab.md). LAB_PORT_OFFSET shifts them all, to run a
+# second, throw-away lab next to the usual one (S3 is not shifted: services/s3.sh has its own).
 LAB_HOST=127.0.0.1
-LAB_PG_PORT=15432
-LAB_REDIS_PORT=16379
+LAB_PORT_OFFSET="${LAB_PORT_OFFSET:-0}"
+LAB_PG_PORT=$((15432 + LAB_PORT_OFFSET))
+LAB_REDIS_PORT=$((16379 + LAB_PORT_OFFSET))
 LAB_S3_PORT=17480
-LAB_KUBE_PORT=32766
+# The apiserver; kube.sh puts the other control-plane ports just below it.
+LAB_KUBE_PORT=$((32766 + LAB_PORT_OFFSET))
 
 log() { echo "lab: $*" >&2; }
 die() { echo "lab: ERROR: $*" >&2; exit 1; }

@@ -85,7 +85,7 @@ def kube():
     k = Kube(_kubectl_path(), kubeconfig, "lab-selftest-" + uuid.uuid4().hex[:8])
     k.run("create", "namespace", k.ns, namespaced=False)
     # The ServiceAccount admission plugin needs the namespace's default ServiceAccount.
-    k.wait_for("default ServiceAccount", lambda: k.run("get", "serviceaccount", "default", check=False).returncode == 0, 60)
+    k.wait_for("default ServiceAccount", lambda: k.run("get", "serviceaccount", "default", check=False).returncode == 0, 120)
     yield k
     k.run("delete", "namespace", k.ns, "--wait=false", namespaced=False, check=False)
 
@@ -345,19 +345,23 @@ def _lab_pids(state):
     return pids
 
 
-def _sockets(kind):
-    out = subprocess.run(["ss", "-Htnp", kind], capture_output=True, text=True, check=True).stdout
+def _sockets(*args):
+    """(local address, peer address, owning pids, line) of each socket `ss -Hnp ARGS` lists."""
+    out = subprocess.run(["ss", "-Hnp"] + list(args), capture_output=True, text=True, check=True).stdout
     for line in out.splitlines():
-        fields = line.split()
-        users = re.findall(r"pid=(\d+)", line)
-        # established: State Recv-Q Send-Q Local Peer Process ; listening (-l): same layout
-        yield fields, {int(p) for p in users}
+        addrs = [f for f in line.split() if ":" in f and not f.startswith("users:")]
+        if len(addrs) < 2:
+            continue
+        yield _addr(addrs[0]), _addr(addrs[1]), {int(p) for p in re.findall(r"pid=(\d+)", line)}, line
 
 
 def _addr(hostport):
     host = hostport.rsplit(":", 1)[0].strip("[]")
-    host = host.split("%", 1)[0]
-    return host
+    return host.split("%", 1)[0]
+
+
+def _loopback_or_wildcard_peer(a):
+    return a in ("*", "0.0.0.0", "::") or ipaddress.ip_address(a).is_loopback
 
 
 def test_lab_processes_use_loopback_only():
@@ -366,22 +370,21 @@ def test_lab_processes_use_loopback_only():
         pytest.skip("ss (iproute2) is not installed")
     pids = _lab_pids(state)
     assert pids, "no running lab process found under %s" % state
-    seen = 0
-    bad = []
-    for fields, owners in _sockets("state established"):
-        if not owners & pids:
-            continue
-        seen += 1
-        local, peer = _addr(fields[2]), _addr(fields[3])
-        for a in (local, peer):
-            if a != "*" and not ipaddress.ip_address(a).is_loopback:
-                bad.append(" ".join(fields))
-    assert not bad, "lab connections with a non-loopback address:\n" + "\n".join(bad)
-    assert seen > 0, "no established connection of a lab process seen (pids %s)" % sorted(pids)
-    for fields, owners in _sockets("-l"):
+    seen, bad = 0, []
+    for local, peer, owners, line in _sockets("-t", "state", "established"):
         if owners & pids:
-            local = _addr(fields[2])
-            assert local != "*" and ipaddress.ip_address(local).is_loopback, "lab process listens beyond loopback: " + " ".join(fields)
+            seen += 1
+            if not (ipaddress.ip_address(local).is_loopback and ipaddress.ip_address(peer).is_loopback):
+                bad.append(line)
+    assert not bad, "established TCP connections of lab processes with a non-loopback address:\n" + "\n".join(bad)
+    assert seen > 0, "no established connection of a lab process seen (pids %s)" % sorted(pids)
+    for local, peer, owners, line in _sockets("-t", "-l"):
+        if owners & pids:
+            assert local != "*" and ipaddress.ip_address(local).is_loopback, "lab process listens beyond loopback: " + line
+    # Connected UDP sockets (e.g. DNS queries) must not point off the machine either.
+    for local, peer, owners, line in _sockets("-u", "-a"):
+        if owners & pids:
+            assert _loopback_or_wildcard_peer(peer), "lab process has a UDP socket to a non-loopback peer: " + line
 
 
 def test_audit_log_records_requests_by_verb(kube):
