@@ -22,9 +22,10 @@ description:
     are retried on conflict, so a value another run stored first is kept, never overwritten.
   - Keys of the Secret that are not in O(keys) are left alone.
 author:
-  - fediverse.mastodon contributors
+  - fediverse.mastodon contributors (@fediverse-mastodon)
 extends_documentation_fragment:
   - fediverse.mastodon.k8s_auth
+  - ansible.builtin.action_common_attributes
 options:
   namespace:
     description:
@@ -58,6 +59,9 @@ options:
     elements: str
     default: []
 attributes:
+  platform:
+    support: full
+    platforms: posix
   check_mode:
     support: full
   diff_mode:
@@ -126,6 +130,8 @@ resource_version:
   sample: "4711"
 '''
 
+import functools
+
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.fediverse.mastodon.plugins.module_utils import secret_formats as sf
 from ansible_collections.fediverse.mastodon.plugins.module_utils import k8s_client
@@ -152,7 +158,7 @@ def build_generators(keys):
         if problem:
             problems.append("keys.%s: %s" % (key, problem))
             continue
-        generators[key] = (lambda f, n: lambda: sf.generate(f, n))(fmt, length)
+        generators[key] = functools.partial(sf.generate, fmt, length)
     return generators, problems
 
 

@@ -27,9 +27,10 @@ description:
   - B(Offline mode) (O(existing)) is for operators who keep the secrets in a vault; it returns
     the complete set in RV(secrets). Kept values come back byte for byte. Use C(no_log=true).
 author:
-  - fediverse.mastodon contributors
+  - fediverse.mastodon contributors (@fediverse-mastodon)
 extends_documentation_fragment:
   - fediverse.mastodon.k8s_auth
+  - ansible.builtin.action_common_attributes
 options:
   mastodon_version:
     description:
@@ -95,6 +96,9 @@ notes:
     warns when it is not set.
   - In Kubernetes mode the result holds names only, never a value.
 attributes:
+  platform:
+    support: full
+    platforms: posix
   check_mode:
     support: full
   diff_mode:

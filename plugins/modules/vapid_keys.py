@@ -24,7 +24,9 @@ description:
   - Prefer M(fediverse.mastodon.mastodon_secrets), which keeps the pair in a Kubernetes Secret
     without passing it through Ansible variables.
 author:
-  - fediverse.mastodon contributors
+  - fediverse.mastodon contributors (@fediverse-mastodon)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 options:
   private_key:
     description:
@@ -41,6 +43,9 @@ requirements:
 notes:
   - The result holds the private key. Use C(no_log=true) on the task.
 attributes:
+  platform:
+    support: full
+    platforms: posix
   check_mode:
     support: full
     details: Generates a pair in check mode too (it changes nothing outside the task result).
