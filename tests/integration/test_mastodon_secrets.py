@@ -245,3 +245,21 @@ def test_two_concurrent_runs_end_with_one_consistent_secret(core, namespace):
     assert_valid_set(values)
     again, proc = run_module("mastodon_secrets", k8s_args(namespace, "race"), env=ENV)
     assert again["changed"] is False and again["resource_version"] == obj.metadata.resource_version
+
+
+@needs_lab
+def test_kubernetes_mode_prints_no_value_with_the_default_callback_at_vvvv(core, namespace):
+    private, dummy = sf().generate_vapid_keys()
+    plays = [{
+        "hosts": "localhost", "gather_facts": False,
+        "tasks": [{"name": "keep secrets (no no_log on purpose)", "fediverse.mastodon.mastodon_secrets": k8s_args(
+            namespace, "loud", values={"VAPID_PRIVATE_KEY": private}, legacy_otp_secret=True)}],
+    }]
+    proc = run_playbook(plays, ["-vvvv", "--diff"], env=ENV)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    values = read(core, namespace, "loud")[0]
+    assert sorted(values) == sorted(REQUIRED + ["OTP_SECRET"])
+    assert values["VAPID_PRIVATE_KEY"] == private
+    for value in values.values():
+        assert value not in proc.stdout and value not in proc.stderr
+    assert "VAPID_PRIVATE_KEY" in proc.stdout  # names are shown, values are not
