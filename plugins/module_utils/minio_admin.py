@@ -24,6 +24,7 @@ __metaclass__ = type
 
 import json
 import os
+import re
 import tempfile
 
 from ansible.module_utils.common.text.converters import to_native, to_text
@@ -51,17 +52,31 @@ class MinioAdminError(Exception):
 
 
 def build_admin(conn):
-    """A MinioAdmin for an S3Connection (endpoint URL, admin keys, TLS settings)."""
+    """A MinioAdmin for an S3Connection (endpoint URL, admin keys, TLS settings).
+
+    Our own urllib3 pool: short connect timeout and few retries (the SDK's default waits minutes).
+    """
+    import urllib3  # a dependency of the SDK
+
     parts = urlsplit(conn.endpoint)
-    http_client = None
-    if isinstance(conn.verify, str):
-        import urllib3  # the SDK depends on it
-        http_client = urllib3.PoolManager(cert_reqs="CERT_REQUIRED", ca_certs=conn.verify,
-                                          timeout=urllib3.Timeout(connect=conn.connect_timeout, read=60),
-                                          retries=urllib3.Retry(total=2, backoff_factor=0.2))
-    return MinioAdmin(parts.netloc, credentials=StaticProvider(conn.access_key, conn.secret_key),
+    pool = dict(timeout=urllib3.Timeout(connect=conn.connect_timeout, read=60),
+                retries=urllib3.Retry(total=2, connect=1, backoff_factor=0.2, status_forcelist=[502, 503, 504]))
+    if conn.verify is False:
+        pool["cert_reqs"] = "CERT_NONE"
+    else:
+        pool["cert_reqs"] = "CERT_REQUIRED"
+        if isinstance(conn.verify, str):
+            pool["ca_certs"] = conn.verify
+        else:
+            try:
+                import certifi
+                pool["ca_certs"] = os.environ.get("SSL_CERT_FILE") or certifi.where()
+            except ImportError:
+                pass
+    # Keyword arguments only: SDK 7.2.16+ makes them keyword-only, older ones accept them too.
+    return MinioAdmin(endpoint=parts.netloc, credentials=StaticProvider(conn.access_key, conn.secret_key),
                       region=conn.region or "", secure=parts.scheme == "https",
-                      cert_check=conn.verify is not False, http_client=http_client)
+                      cert_check=conn.verify is not False, http_client=urllib3.PoolManager(**pool))
 
 
 def _error(exc, action):
@@ -73,7 +88,8 @@ def _error(exc, action):
         try:
             code = json.loads(to_text(body)).get("Code")
         except (ValueError, AttributeError):
-            code = None
+            match = re.search(r"<Code>([^<]*)</Code>", to_text(body))  # an S3 server that is not MinIO
+            code = match.group(1) if match else None
     if status is None and code is None:
         return MinioAdminError("MinIO admin API: %s failed: %s" % (action, type(exc).__name__), transport=True)
     try:
@@ -103,7 +119,7 @@ class MinioUsers(object):
         try:
             text = self._call("user-info", self._admin.user_info, access_key)
         except MinioAdminError as exc:
-            if exc.status == 404 or exc.code in ("XMinioAdminNoSuchUser", "XMinioAdminNoSuchUserException"):
+            if exc.code in ("XMinioAdminNoSuchUser", "XMinioAdminNoSuchUserException"):
                 return None
             raise
         info = json.loads(to_text(text) or "{}")
@@ -122,7 +138,7 @@ class MinioUsers(object):
         try:
             text = self._call("info-canned-policy", self._admin.policy_info, name)
         except MinioAdminError as exc:
-            if exc.status == 404 or exc.code in ("XMinioAdminNoSuchPolicy",):
+            if exc.code in ("XMinioAdminNoSuchPolicy",):
                 return None
             raise
         doc = json.loads(to_text(text) or "null")
@@ -144,7 +160,7 @@ class MinioUsers(object):
         try:
             self._call("remove-canned-policy", self._admin.policy_remove, name)
         except MinioAdminError as exc:
-            if exc.status == 404 or exc.code in ("XMinioAdminNoSuchPolicy",):
+            if exc.code in ("XMinioAdminNoSuchPolicy",):
                 return False
             raise
         return True

@@ -428,9 +428,10 @@ class UserModule(object):
         elif getattr(exc, "status", None) == 404 and self.module.params["api"] == "ceph":
             msg = ("Cannot %s: %s has no Ceph RGW Admin Ops API (HTTP 404 %s). Is it a Ceph RGW? Use api: minio for "
                    "MinIO." % (action, where, code or ""))
-        elif getattr(exc, "status", None) in (400, 404, 405) and self.module.params["api"] == "minio" and code is None:
-            msg = ("Cannot %s: %s does not speak MinIO's admin API (HTTP %s). Use api: ceph for Ceph RGW."
-                   % (action, where, exc.status))
+        elif (self.module.params["api"] == "minio" and getattr(exc, "status", None) in (400, 404, 405)
+              and not (code or "").startswith("XMinio")):
+            msg = ("Cannot %s: %s does not speak MinIO's admin API (HTTP %s %s). Use api: ceph for Ceph RGW."
+                   % (action, where, exc.status, code or ""))
         else:
             msg = "Cannot %s: %s" % (action, ceph_admin.scrub(to_native(exc)))
         self.module.fail_json(msg=msg, **self.result)
