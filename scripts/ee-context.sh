@@ -97,16 +97,28 @@ EOF
 "$galaxy" collection build --force --output-path "$work/built" "$repo" >"$work/build.log" 2>&1 \
   || { cat "$work/build.log" >&2; fail "ansible-galaxy collection build of the checkout failed"; }
 tarball="$(ls "$work"/built/fediverse-mastodon-*.tar.gz)"
-"$galaxy" collection install --offline --no-deps --force -p "$work/installed" "$copy" >"$work/install.log" 2>&1 \
+# the galaxy stage's requirements.yml, with /build pointing at the context's _build
+sed "s#/build/fediverse_mastodon#$copy#" "$ctx/_build/requirements.yml" >"$work/requirements.yml"
+"$galaxy" collection install --offline --no-deps --force -p "$work/installed" -r "$work/requirements.yml" >"$work/install.log" 2>&1 \
   || { cat "$work/install.log" >&2; fail "ansible-galaxy could not install the copied collection (as the galaxy stage would)"; }
 installed="$work/installed/ansible_collections/fediverse/mastodon"
-"$python" - "$tarball" "$installed/FILES.json" <<'EOF' || fail "the image would not get the whole collection: add the missing paths to additional_build_files in execution-environment.yml"
-import json, sys, tarfile
+"$python" - "$tarball" "$installed/FILES.json" "$repo" <<'EOF' || fail "the image would not get the whole collection: add the missing paths to additional_build_files in execution-environment.yml"
+import json, subprocess, sys, tarfile
 with tarfile.open(sys.argv[1]) as tar:
     built = {f["name"] for f in json.load(tar.extractfile("FILES.json"))["files"] if f["ftype"] == "file"}
 with open(sys.argv[2]) as fh:
     got = {f["name"] for f in json.load(fh)["files"] if f["ftype"] == "file"}
 missing, extra = sorted(built - got), sorted(got - built)
+# Files git ignores (caches, build output) end up in a tarball built from a used work tree only;
+# they are build_ignore's business, not the image's.
+if missing:
+    proc = subprocess.run(["git", "-C", sys.argv[3], "check-ignore", "--stdin"], input="\n".join(missing),
+                          capture_output=True, text=True, check=False)
+    ignored = set(proc.stdout.split())
+    if ignored:
+        print("ee-context: warning: git-ignored files in the collection tarball (add them to build_ignore): %s"
+              % ", ".join(sorted(ignored)[:10]), file=sys.stderr)
+    missing = [m for m in missing if m not in ignored]
 if missing:
     print("ee-context: in the collection tarball but not in the image: %s" % ", ".join(missing[:20]), file=sys.stderr)
 if extra:
@@ -121,6 +133,10 @@ ok "the galaxy stage installs fediverse.mastodon: $count files, the same as ansi
   || { cat "$work/introspect.err" >&2; fail "ansible-builder introspect failed"; }
 "$python" - "$work/introspect.yml" requirements.txt bindep.txt <<'EOF' || fail "introspection of the installed collection misses requirements (check meta/execution-environment.yml)"
 import re, sys, yaml
+try:  # packages ansible-builder drops on purpose (ansible-core and what it brings: PyYAML, ...)
+    from ansible_builder._target_scripts.introspect import EXCLUDE_REQUIREMENTS
+except ImportError:
+    EXCLUDE_REQUIREMENTS = frozenset(("ansible", "ansible-base", "ansible-core", "yaml", "pyyaml", "json"))
 data = yaml.safe_load(open(sys.argv[1])) or {}
 python = " ".join(data.get("python") or []).lower()
 system = " ".join(data.get("system") or []).lower()
@@ -130,6 +146,8 @@ for line in open(sys.argv[2]):
     if not line or line.startswith("-"):
         continue
     name = re.split(r"[<>=!~;\[ ]", line, 1)[0].lower().replace("_", "-")
+    if name in EXCLUDE_REQUIREMENTS:
+        continue
     if name not in python.replace("_", "-"):
         missing.append("python:" + name)
 for line in open(sys.argv[3]):
