@@ -685,9 +685,9 @@ def absent(app, module):
     return before, after
 
 
-def main():
-    argument_spec = postgres_argument_spec()
-    argument_spec.update(
+def argument_spec():
+    spec = postgres_argument_spec()
+    spec.update(
         database=dict(type="str", required=True, aliases=["db", "name"]),
         role=dict(type="str", required=True, aliases=["user"]),
         password=dict(type="str", no_log=True),
@@ -702,8 +702,12 @@ def main():
         reassign_owner=dict(type="bool", default=False),
         drop_database=dict(type="bool", default=False),
     )
+    return spec
+
+
+def main():
     module = AnsibleModule(
-        argument_spec=argument_spec,
+        argument_spec=argument_spec(),
         mutually_exclusive=POSTGRES_MUTUALLY_EXCLUSIVE,
         required_if=[("state", "present", ["password"])],
         supports_check_mode=True,
