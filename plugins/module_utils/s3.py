@@ -36,7 +36,6 @@ from ansible_collections.fediverse.mastodon.plugins.module_utils.portforward imp
 
 try:
     import boto3
-    import botocore
     from botocore.config import Config as BotoConfig
     from botocore.exceptions import (
         BotoCoreError,
@@ -51,7 +50,7 @@ try:
 except ImportError as exc:  # pragma: no cover - reported through missing_required_lib
     HAS_BOTO3 = False
     BOTO3_IMPORT_ERROR = exc
-    boto3 = botocore = BotoConfig = None
+    boto3 = BotoConfig = None
 
     class BotoCoreError(Exception):  # pylint: disable=missing-class-docstring
         pass
@@ -245,8 +244,8 @@ def describe_error(exc, conn, action):
         message = ""
         if isinstance(exc, ClientError):
             message = ((exc.response or {}).get("Error") or {}).get("Message") or ""
-        return "Cannot %s: %s answered %s%s%s." % (action, where, code, " (HTTP %s)" % status if status else "",
-                                                    ": " + message if message else "")
+        status_text = " (HTTP %s)" % status if status else ""
+        return "Cannot %s: %s answered %s%s%s." % (action, where, code, status_text, ": " + message if message else "")
     return "Cannot %s at %s: %s" % (action, where, _short(exc))
 
 

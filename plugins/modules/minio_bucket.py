@@ -27,10 +27,11 @@ description:
   - O(state=absent) deletes an empty bucket. A bucket that still holds objects is refused unless
     O(force=true), which deletes every object, object version and unfinished upload first.
 author:
-  - fediverse.mastodon contributors
+  - fediverse.mastodon contributors (@fediverse-mastodon)
 extends_documentation_fragment:
   - fediverse.mastodon.s3
   - fediverse.mastodon.via_kubernetes
+  - ansible.builtin.action_common_attributes
 options:
   name:
     description:
@@ -72,6 +73,9 @@ options:
       - An empty Statement list removes the bucket policy.
     type: json
 attributes:
+  platform:
+    support: full
+    platforms: posix
   check_mode:
     support: full
   diff_mode:

@@ -33,10 +33,11 @@ description:
   - The policy is compared after normalising it, so a rerun changes nothing unless something
     really differs.
 author:
-  - fediverse.mastodon contributors
+  - fediverse.mastodon contributors (@fediverse-mastodon)
 extends_documentation_fragment:
   - fediverse.mastodon.s3
   - fediverse.mastodon.via_kubernetes
+  - ansible.builtin.action_common_attributes
 options:
   name:
     description:
@@ -148,6 +149,9 @@ options:
         type: path
         aliases: [key_file]
 attributes:
+  platform:
+    support: full
+    platforms: posix
   check_mode:
     support: full
   diff_mode:
