@@ -180,10 +180,13 @@ case "${1:-}" in
     log "stopped"
     ;;
   status)
+    # Same layout as lib.sh's status_line: NAME STATE DETAIL.
     if pid_alive mon.a && pid_alive osd.0 && pid_alive client.rgw.a && s3_answers; then
-      echo "s3: running at $ENDPOINT"
+      printf '%-12s %-8s %s\n' s3 up "pid $(cat "$dir/run/client.rgw.a.pid") $ENDPOINT (Ceph RGW; mon pid $(cat "$dir/run/mon.a.pid"), osd pid $(cat "$dir/run/osd.0.pid"))"
+    elif pid_alive client.rgw.a; then
+      printf '%-12s %-8s %s\n' s3 starting "radosgw pid $(cat "$dir/run/client.rgw.a.pid") not answering on $ENDPOINT"; exit 1
     else
-      echo "s3: not running"; exit 1
+      printf '%-12s %-8s %s\n' s3 down "$dir"; exit 1
     fi
     ;;
   env)
