@@ -1,0 +1,456 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: fediverse.mastodon contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: endpoint_check
+short_description: Log in to PostgreSQL, Redis, S3 and SMTP for real and report every problem at once
+version_added: "1.0.0"
+description:
+  - Checks the external services a Mastodon instance uses with the credentials it will use,
+    before anything is deployed. Every section of O(checks) that is given is checked; the
+    checks run in parallel, and the module reports all the problems it found, not only the
+    first.
+  - C(postgresql) logs in with psycopg2 and reads the server version.
+  - C(redis) sends C(AUTH) (when a password is given), C(PING) and C(INFO server) over a plain
+    or TLS socket. The module speaks the Redis protocol (RESP) itself, so no Redis library is
+    needed.
+  - C(s3) lists at most one key of the bucket with boto3. A missing bucket is created when
+    C(create_bucket=true) (never in check mode, and only when no other section found a
+    problem); otherwise it is a problem.
+  - C(smtp) connects, sends C(EHLO), upgrades with C(STARTTLS) or uses implicit TLS as
+    configured, and authenticates when a user is given. It never sends mail.
+  - Each problem is one line that starts with the name of the variable to fix, taken from the
+    section's C(variables) mapping (for example
+    C(mastodon_smtp_password: the SMTP server refused AUTH for user bob (535 ...))).
+  - Passwords and secret keys never appear in the messages.
+  - The checks only read, except the bucket creation, so they also run in check mode.
+author:
+  - fediverse.mastodon contributors (@fediverse-mastodon)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Every check runs in check mode too (they only read); a bucket that would be created is reported, not created.
+  diff_mode:
+    support: full
+    details: Shows the bucket that is (or would be) created.
+  platform:
+    platforms: posix
+options:
+  checks:
+    description:
+      - The services to check. A section that is left out (or null) is not checked.
+    type: dict
+    required: true
+    suboptions:
+      postgresql:
+        description: Log in to a PostgreSQL server.
+        type: dict
+        suboptions:
+          host:
+            description: Host name or address of the server.
+            type: str
+            required: true
+          port:
+            description: Port of the server.
+            type: int
+            default: 5432
+          user:
+            description: Role to log in as.
+            type: str
+            required: true
+          password:
+            description: Password of O(checks.postgresql.user).
+            type: str
+          database:
+            description: Database to connect to.
+            type: str
+            default: postgres
+          sslmode:
+            description: libpq sslmode.
+            type: str
+            default: prefer
+            choices: [disable, allow, prefer, require, verify-ca, verify-full]
+          ca_cert:
+            description: CA file for sslmode verify-ca and verify-full.
+            type: path
+          min_version:
+            description: Lowest server version accepted, for example V(13). Null accepts any.
+            type: str
+          timeout:
+            description: Seconds to wait for the connection.
+            type: int
+            default: 10
+          variables:
+            description:
+              - Option name -> name of the variable the operator sets, used in the messages
+                (for example V({password: vault_db_password})). Options not listed are named
+                C(checks.postgresql.<option>).
+            type: dict
+            default: {}
+      redis:
+        description: AUTH and PING a Redis server.
+        type: dict
+        suboptions:
+          host:
+            description: Host name or address of the server.
+            type: str
+            required: true
+          port:
+            description: Port of the server.
+            type: int
+            default: 6379
+          username:
+            description: ACL user (Redis 6 and later). Null authenticates with the password only.
+            type: str
+          password:
+            description: Password. Null sends no AUTH.
+            type: str
+          tls:
+            description: Speak TLS (C(rediss://)).
+            type: bool
+            default: false
+          validate_certs:
+            description: Verify the server certificate when O(checks.redis.tls=true).
+            type: bool
+            default: true
+          ca_cert:
+            description: CA file to verify the server certificate with.
+            type: path
+          min_version:
+            description: Lowest server version accepted, for example V(6.2). Null accepts any.
+            type: str
+          timeout:
+            description: Seconds to wait for the connection and each reply.
+            type: int
+            default: 10
+          variables:
+            description: Option name -> variable name for the messages, as for O(checks.postgresql.variables).
+            type: dict
+            default: {}
+      s3:
+        description: List (or create) a bucket on an S3 endpoint.
+        type: dict
+        suboptions:
+          endpoint:
+            description: URL of the endpoint, for example V(https://s3.eu-central-1.amazonaws.com).
+            type: str
+            required: true
+          access_key:
+            description: Access key id.
+            type: str
+            required: true
+            no_log: false
+          secret_key:
+            description: Secret access key.
+            type: str
+            required: true
+          region:
+            description: Region to sign requests for.
+            type: str
+            default: us-east-1
+          bucket:
+            description: Bucket to list.
+            type: str
+            required: true
+          create_bucket:
+            description:
+              - Create the bucket when it does not exist. Skipped in check mode (the result says
+                C(would_create)), and deferred when another section found a problem (the result
+                says C(create_deferred)).
+              - When false, a missing bucket is a problem.
+            type: bool
+            default: false
+          validate_certs:
+            description: Verify the endpoint's certificate.
+            type: bool
+            default: true
+          ca_cert:
+            description: CA file to verify the endpoint's certificate with.
+            type: path
+          timeout:
+            description: Seconds to wait for the connection.
+            type: int
+            default: 10
+          variables:
+            description: Option name -> variable name for the messages, as for O(checks.postgresql.variables).
+            type: dict
+            default: {}
+      smtp:
+        description: Connect to an SMTP server, secure the connection, and authenticate. No mail is sent.
+        type: dict
+        suboptions:
+          host:
+            description: Host name or address of the server.
+            type: str
+            required: true
+          port:
+            description: Port of the server.
+            type: int
+            default: 587
+          security:
+            description:
+              - V(starttls) requires STARTTLS, V(tls) speaks TLS from the first byte (usually
+                port 465), V(none) stays in plain text, V(auto) uses STARTTLS when the server
+                offers it (what Mastodon's C(SMTP_ENABLE_STARTTLS=auto) does).
+            type: str
+            default: starttls
+            choices: [starttls, tls, none, auto]
+          user:
+            description: User to authenticate as. Null skips AUTH.
+            type: str
+          password:
+            description: Password of O(checks.smtp.user).
+            type: str
+          helo_name:
+            description: Name sent with EHLO. Null is the controller's FQDN.
+            type: str
+          validate_certs:
+            description: Verify the server certificate.
+            type: bool
+            default: true
+          ca_cert:
+            description: CA file to verify the server certificate with.
+            type: path
+          timeout:
+            description: Seconds to wait for the connection and each reply.
+            type: int
+            default: 10
+          variables:
+            description: Option name -> variable name for the messages, as for O(checks.postgresql.variables).
+            type: dict
+            default: {}
+  fail_on_problem:
+    description:
+      - Fail when any problem is found, with all of them in C(msg) and RV(problems).
+      - When false, the module succeeds and returns the problems, so that a caller can add
+        them to its own list.
+    type: bool
+    default: true
+requirements:
+  - psycopg2 (for C(postgresql))
+  - boto3 (for C(s3))
+notes:
+  - The Redis check needs no library. C(smtplib) and C(ssl) come with Python.
+'''
+
+EXAMPLES = r'''
+- name: Check the external services with the operator's credentials
+  fediverse.mastodon.endpoint_check:
+    checks:
+      postgresql:
+        host: db.example.org
+        user: postgres
+        password: "{{ vault_postgresql_password }}"
+        sslmode: require
+        min_version: "13"
+        variables: {host: postgresql_external_host, password: vault_postgresql_password}
+      redis:
+        host: redis.example.org
+        password: "{{ vault_redis_password }}"
+        tls: true
+        variables: {password: vault_redis_password}
+      s3:
+        endpoint: https://s3.eu-central-1.amazonaws.com
+        region: eu-central-1
+        access_key: "{{ vault_s3_access_key }}"
+        secret_key: "{{ vault_s3_secret_key }}"
+        bucket: social-media
+        create_bucket: true
+      smtp:
+        host: smtp.example.org
+        port: 587
+        security: starttls
+        user: notifications@example.org
+        password: "{{ vault_smtp_password }}"
+        variables: {host: mastodon_smtp_server, port: mastodon_smtp_port, user: mastodon_smtp_login,
+                    password: mastodon_smtp_password}
+
+- name: Collect the problems without failing
+  fediverse.mastodon.endpoint_check:
+    checks:
+      smtp: {host: smtp.example.org, port: 465, security: tls}
+    fail_on_problem: false
+  register: smtp_check
+'''
+
+RETURN = r'''
+problems:
+  description: One message per problem, each starting with the variable to fix. Empty when everything passed.
+  returned: always
+  type: list
+  elements: str
+  sample: ["mastodon_smtp_password: the SMTP server refused AUTH for user bob (535 5.7.8 Authentication credentials invalid); check mastodon_smtp_login too"]
+results:
+  description: What each checked section found.
+  returned: always
+  type: dict
+  contains:
+    postgresql:
+      description: C(ok), C(host), C(port), C(user), C(database), C(server_version) (text, as the server reports it), C(ssl).
+      returned: when checked
+      type: dict
+      sample: {ok: true, host: db.example.org, port: 5432, user: postgres, database: postgres, server_version: "16.4", ssl: true}
+    redis:
+      description: C(ok), C(host), C(port), C(tls), C(server_version) (null when C(INFO) is not allowed).
+      returned: when checked
+      type: dict
+      sample: {ok: true, host: redis.example.org, port: 6379, tls: true, server_version: "7.4.2"}
+    s3:
+      description: C(ok), C(endpoint), C(bucket), C(bucket_exists), C(created), C(would_create) (check mode), C(create_deferred).
+      returned: when checked
+      type: dict
+      sample: {ok: true, endpoint: "https://s3.example.org", bucket: social-media, bucket_exists: true, created: false,
+               would_create: false, create_deferred: false}
+    smtp:
+      description: C(ok), C(host), C(port), C(security), C(tls) (the session was encrypted), C(auth) (AUTH succeeded), C(banner) (EHLO reply).
+      returned: when checked
+      type: dict
+      sample: {ok: true, host: smtp.example.org, port: 587, security: starttls, tls: true, auth: true, banner: "smtp.example.org"}
+'''
+
+import threading
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.fediverse.mastodon.plugins.module_utils import endpoint_checks as ec
+from ansible_collections.fediverse.mastodon.plugins.module_utils import s3 as s3u
+
+
+def _section(options):
+    return dict(type="dict", options=options)
+
+
+ARGUMENT_SPEC = dict(
+    checks=dict(type="dict", required=True, options=dict(
+        postgresql=_section(dict(
+            host=dict(type="str", required=True),
+            port=dict(type="int", default=5432),
+            user=dict(type="str", required=True),
+            password=dict(type="str", no_log=True),
+            database=dict(type="str", default="postgres"),
+            sslmode=dict(type="str", default="prefer", choices=ec.SSL_MODES),
+            ca_cert=dict(type="path"),
+            min_version=dict(type="str"),
+            timeout=dict(type="int", default=10),
+            variables=dict(type="dict", default={}),
+        )),
+        redis=_section(dict(
+            host=dict(type="str", required=True),
+            port=dict(type="int", default=6379),
+            username=dict(type="str"),
+            password=dict(type="str", no_log=True),
+            tls=dict(type="bool", default=False),
+            validate_certs=dict(type="bool", default=True),
+            ca_cert=dict(type="path"),
+            min_version=dict(type="str"),
+            timeout=dict(type="int", default=10),
+            variables=dict(type="dict", default={}),
+        )),
+        s3=_section(dict(
+            endpoint=dict(type="str", required=True),
+            access_key=dict(type="str", required=True, no_log=False),
+            secret_key=dict(type="str", required=True, no_log=True),
+            region=dict(type="str", default="us-east-1"),
+            bucket=dict(type="str", required=True),
+            create_bucket=dict(type="bool", default=False),
+            validate_certs=dict(type="bool", default=True),
+            ca_cert=dict(type="path"),
+            timeout=dict(type="int", default=10),
+            variables=dict(type="dict", default={}),
+        )),
+        smtp=_section(dict(
+            host=dict(type="str", required=True),
+            port=dict(type="int", default=587),
+            security=dict(type="str", default="starttls", choices=ec.SMTP_SECURITY),
+            user=dict(type="str"),
+            password=dict(type="str", no_log=True),
+            helo_name=dict(type="str"),
+            validate_certs=dict(type="bool", default=True),
+            ca_cert=dict(type="path"),
+            timeout=dict(type="int", default=10),
+            variables=dict(type="dict", default={}),
+        )),
+    )),
+    fail_on_problem=dict(type="bool", default=True),
+)
+
+
+def default_runners(check_mode):
+    """section -> function(params) -> (result, problems); s3_create makes the deferred bucket."""
+    return dict(
+        postgresql=ec.check_postgresql,
+        redis=ec.check_redis,
+        smtp=ec.check_smtp,
+        s3=lambda p: ec.check_s3(p, check_mode=check_mode, may_create=False),
+        s3_create=lambda p: ec.check_s3(p, check_mode=check_mode, may_create=True),
+    )
+
+
+def run_checks(checks, check_mode=False, runners=None):
+    """Run every given section in parallel. Returns (results, problems), problems in section order.
+
+    A missing bucket is created only after every section passed (a second S3 call).
+    """
+    run = default_runners(check_mode)
+    run.update(runners or {})
+    outcome = {}
+
+    def work(section):
+        try:
+            outcome[section] = run[section](checks[section])
+        except Exception as exc:  # pylint: disable=broad-except
+            name = ec.variable_names(section, checks[section])
+            outcome[section] = (dict(ok=False), ["%s: the %s check failed unexpectedly (%s: %s)" % (
+                name("endpoint" if section == "s3" else "host"), section, type(exc).__name__, ec.one_line(exc))])
+
+    sections = [s for s in ec.SECTIONS if checks.get(s)]
+    threads = [threading.Thread(target=work, args=(s,)) for s in sections]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    results = dict((s, outcome[s][0]) for s in sections)
+    problems = []
+    for section in sections:
+        problems.extend(outcome[section][1])
+    if results.get("s3", {}).get("create_deferred") and not problems:
+        results["s3"], s3_problems = run["s3_create"](checks["s3"])
+        problems.extend(s3_problems)
+    return results, problems
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    checks = module.params["checks"]
+    if not any(checks.get(s) for s in ec.SECTIONS):
+        module.exit_json(changed=False, problems=[], results={}, msg="Nothing to check: checks has no section.")
+    if checks.get("postgresql") and not ec.HAS_PSYCOPG2:
+        module.fail_json(msg=missing_required_lib("psycopg2-binary") + " (needed for checks.postgresql)")
+    if checks.get("s3") and not s3u.HAS_BOTO3:
+        module.fail_json(msg=missing_required_lib("boto3") + " (needed for checks.s3)")
+
+    results, problems = run_checks(checks, check_mode=module.check_mode)
+    s3_result = results.get("s3") or {}
+    changed = bool(s3_result.get("created") or s3_result.get("would_create"))
+    out = dict(changed=changed, problems=problems, results=results)
+    if changed and module._diff:
+        out["diff"] = dict(before_header="bucket %s" % s3_result["bucket"], after_header="bucket %s" % s3_result["bucket"],
+                           before="absent\n", after="present\n")
+    if problems and module.params["fail_on_problem"]:
+        module.fail_json(msg="%d problem(s) found:\n- %s" % (len(problems), "\n- ".join(problems)), **out)
+    checked = ", ".join(sorted(results))
+    out["msg"] = "%s: %s" % ("Problems found" if problems else "All checks passed", checked)
+    module.exit_json(**out)
+
+
+if __name__ == "__main__":
+    main()
