@@ -166,11 +166,22 @@ class MinioUsers(object):
         return True
 
     def attach_policy(self, name, access_key):
+        """Attach with the builtin-IDP attach API; fall back to set-user-or-group-policy.
+
+        The fallback serves SDKs without ``attach_policy`` and servers older than the attach API
+        (they answer it with a non-MinIO 4xx).
+        """
         attach = getattr(self._admin, "attach_policy", None)
         if attach is not None:
-            self._call("attach-policy", attach, [name], user=access_key)
-        else:
-            self._call("set-user-or-group-policy", self._admin.policy_set, name, user=access_key)
+            try:
+                self._call("attach-policy", attach, [name], user=access_key)
+                return
+            except MinioAdminError as exc:
+                if exc.code == "XMinioAdminPolicyChangeAlreadyApplied":
+                    return
+                if exc.transport or exc.status not in (400, 404, 405, 501) or (exc.code or "").startswith("XMinioAdminNoSuch"):
+                    raise
+        self._call("set-user-or-group-policy", self._admin.policy_set, name, user=access_key)
 
 
 def describe(exc):

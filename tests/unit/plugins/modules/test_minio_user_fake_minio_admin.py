@@ -287,3 +287,25 @@ def test_fake_minio_admin_short_given_key_refused(capsys, fake):
     res = run(capsys, name="u1", buckets=["media"], user_secret_key="short")
     assert res["failed"] is True and "8 to 128" in res["msg"]
     assert fake.calls == []
+
+
+def test_fake_minio_admin_old_server_without_attach_api_falls_back_to_policy_set(capsys, fake):
+    def no_attach_api(policies, user=None, group=None):
+        fake.calls.append(("attach_policy", tuple(policies), user))
+        raise FakeMinioAdminException("404", "<Error><Code>NotFound</Code></Error>")
+    fake.attach_policy = no_attach_api
+    res = run(capsys, name="u1", buckets=["media"])
+    assert res["changed"] is True, res
+    assert fake.users["u1"]["policies"] == ["u1-mastodon-rw"]
+    assert [c[0] for c in fake.mutating_calls()] == ["user_add", "policy_add", "attach_policy", "policy_set"]
+
+
+def test_fake_minio_admin_already_attached_is_not_an_error(capsys, fake):
+    run(capsys, name="u1", buckets=["media"])
+
+    def already(policies, user=None, group=None):
+        raise _err(400, "XMinioAdminPolicyChangeAlreadyApplied")
+    fake.attach_policy = already
+    fake.users["u1"]["policies"] = []  # user-info does not list it (an older server's view)
+    res = run(capsys, name="u1", buckets=["media"])
+    assert res.get("failed") is not True, res
