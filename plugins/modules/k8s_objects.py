@@ -23,7 +23,7 @@ description:
   - Secret values are never shown in the diff, in the returned objects or in the task's
     invocation, at any verbosity.
 author:
-  - fediverse.mastodon contributors
+  - Fediverse Mastodon maintainers (@fediverse)
 extends_documentation_fragment:
   - fediverse.mastodon.k8s_auth
 options:
@@ -114,7 +114,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.fediverse.mastodon.plugins.module_utils.k8s_client import (
     HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR, K8S_AUTH_ARG_SPEC, build_api_client)
 from ansible_collections.fediverse.mastodon.plugins.module_utils.k8s_objects import (
-    ApiException, KubeRest, ensure_object, project, redact, secret_values)
+    KubeRest, ensure_object, project, redact, secret_values)
 
 
 def _normalise(definitions, namespace, module):
@@ -167,11 +167,11 @@ def main():
                                                  module.params["field_manager"], module.check_mode)
         except LookupError as exc:
             module.fail_json(msg="%s: %s" % (ident, exc), objects=objects)
-        except ApiException as exc:
-            reason = getattr(exc, "body", None) or str(exc)
-            module.fail_json(msg="%s: the API server refused it (HTTP %s): %s" % (ident, getattr(exc, "status", "?"), reason),
-                             objects=objects)
-        except Exception as exc:
+        except Exception as exc:  # ApiException, or a connection error of urllib3
+            status = getattr(exc, "status", None)
+            if status:
+                reason = getattr(exc, "body", None) or str(exc)
+                module.fail_json(msg="%s: the API server refused it (HTTP %s): %s" % (ident, status, reason), objects=objects)
             module.fail_json(msg="%s: %s" % (ident, exc), objects=objects, exception=traceback.format_exc())
         objects.append(dict(kind=definition["kind"], name=meta["name"], namespace=meta.get("namespace"), action=action))
         if action in ("created", "updated", "deleted"):
