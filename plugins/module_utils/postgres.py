@@ -27,12 +27,10 @@ from ansible.module_utils.common.text.converters import to_bytes, to_native, to_
 
 try:
     import psycopg2
-    from psycopg2 import sql
     HAS_PSYCOPG2 = True
     PSYCOPG2_IMPORT_ERROR = None
 except ImportError as exc:  # pragma: no cover - reported through missing_required_lib
     psycopg2 = None
-    sql = None
     HAS_PSYCOPG2 = False
     PSYCOPG2_IMPORT_ERROR = exc
 
@@ -115,9 +113,10 @@ def validate_identifier(name, option, allow_pg_prefix=True):
 # ---- SCRAM-SHA-256 --------------------------------------------------------------------------
 
 def _in_table_c(char):
-    return (stringprep.in_table_c12(char) or stringprep.in_table_c21_c22(char) or stringprep.in_table_c3(char)
-            or stringprep.in_table_c4(char) or stringprep.in_table_c5(char) or stringprep.in_table_c6(char)
-            or stringprep.in_table_c7(char) or stringprep.in_table_c8(char) or stringprep.in_table_c9(char))
+    tables = (stringprep.in_table_c12, stringprep.in_table_c21_c22, stringprep.in_table_c3, stringprep.in_table_c4,
+              stringprep.in_table_c5, stringprep.in_table_c6, stringprep.in_table_c7, stringprep.in_table_c8,
+              stringprep.in_table_c9)
+    return any(table(char) for table in tables)
 
 
 def saslprep(password):

@@ -28,7 +28,7 @@ description:
     an input is refused or the server cannot be reached. If a step fails after the role or the
     database was created by the same run, they are dropped again, so nothing is half-created.
 author:
-  - fediverse.mastodon contributors
+  - fediverse.mastodon contributors (@fediverse-mastodon)
 extends_documentation_fragment:
   - fediverse.mastodon.postgres
   - fediverse.mastodon.via_kubernetes
