@@ -281,6 +281,18 @@ wait_node_ready() {
   return 1
 }
 
+# After a restart the node lease still names the previous kwok-controller, and the new one
+# would wait out the lease (200 s) before it simulates anything. So: stop kwok-controller,
+# drop the node leases, and let kwokctl start it again (it starts only what is not running).
+release_node_leases() {
+  wait_healthy 120 || return 0
+  local pid; pid="$(head -n1 "$CLUSTER_DIR/pids/kwok-controller.pid" 2>/dev/null || true)"
+  [ -n "$pid" ] && stop_pid "$pid" TERM 10
+  kc -n kube-node-lease delete lease --all >/dev/null 2>&1 || true
+  kwokctl start cluster >>"$KUBE_DIR/start.log" 2>&1 \
+    || { tail -n 40 "$KUBE_DIR/start.log" >&2; die "kubernetes: kwokctl start cluster (kwok-controller) failed"; }
+}
+
 wait_controllers() {
   local i
   for ((i = 0; i < 90; i++)); do
@@ -350,6 +362,7 @@ up() {
     log "kubernetes: starting the stopped cluster"
     kwokctl start cluster >"$KUBE_DIR/start.log" 2>&1 \
       || { tail -n 40 "$KUBE_DIR/start.log" >&2; die "kubernetes: kwokctl start cluster failed"; }
+    release_node_leases
   fi
   wait_healthy 120 || die "kubernetes: apiserver on $LAB_HOST:$LAB_KUBE_PORT is not healthy; logs under $CLUSTER_DIR/logs"
   apply_lab_objects
@@ -388,6 +401,10 @@ status() {
   fi
   if ! cluster_exists; then status_line kubernetes down "no cluster under $CLUSTER_DIR"; return 1; fi
   local name pid rc=0 detail=""
+  if [ -z "$(component_pids)" ]; then
+    status_line kubernetes down "stopped; cluster kept under $CLUSTER_DIR (lab.sh up restarts it)"
+    return 1
+  fi
   while read -r name pid; do
     if pid_alive "$pid"; then detail+=" $name=$pid"; else detail+=" $name=DOWN"; rc=1; fi
   done < <(component_pids)
