@@ -340,8 +340,15 @@ class AppDb(object):
         inside["public_schema"] = row is not None
         inside["public_create_public"] = bool(row and row[1])
         if row is not None and role is not None:
-            inside["role_create"] = self.one("SELECT has_schema_privilege(%s, 'public', 'CREATE') "
-                                             "AND has_schema_privilege(%s, 'public', 'USAGE')", [role, role], cur=cur)[0]
+            # Not has_schema_privilege(): on PostgreSQL < 15 it is true through PUBLIC's CREATE, which
+            # this module revokes. Count only ownership (pg_database_owner included) and the role's own grants.
+            inside["role_create"] = self.one(
+                "SELECT pg_has_role(r.oid, n.nspowner, 'USAGE') OR ("
+                "  EXISTS (SELECT 1 FROM aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a "
+                "          WHERE a.grantee = r.oid AND a.privilege_type = 'CREATE') AND "
+                "  EXISTS (SELECT 1 FROM aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a "
+                "          WHERE a.grantee = r.oid AND a.privilege_type = 'USAGE')) "
+                "FROM pg_namespace n, pg_roles r WHERE n.nspname = 'public' AND r.rolname = %s", [role], cur=cur)[0]
         else:
             inside["role_create"] = False
         cur.execute("SELECT extname FROM pg_extension")
@@ -551,7 +558,9 @@ def present(app, module):
         try:
             if observed_db is not None or not module.check_mode:
                 dbconn = app.connect_db(dbname)
-                inside = app.observe_inside(dbconn, role, readonly)
+                # in check mode the role may not exist yet: then nothing of it can be observed
+                inside = app.observe_inside(dbconn, role if (observed_role is not None or not module.check_mode) else None,
+                                            readonly)
             dcur = dbconn.cursor() if dbconn is not None else app.cur
             plan_inside(app, dcur, inside, role, readonly, extensions)
             if dbconn is not None and not module.check_mode:
@@ -583,19 +592,23 @@ def present(app, module):
 def plan_inside(app, cur, inside, role, readonly, extensions):
     """Statements inside the application database (all of them when it does not exist yet)."""
     ident = sql.Identifier(role)
-    if inside is None or not inside["public_schema"]:
-        if inside is not None:
-            app.run(sql.SQL("CREATE SCHEMA IF NOT EXISTS public AUTHORIZATION {}").format(ident), cur=cur)
-    if inside is None or not inside["role_create"]:
+    if inside is None:
+        # check mode, database not created yet: predict template0's layout. From PostgreSQL 15 on,
+        # `public` belongs to pg_database_owner (the role) and PUBLIC has no CREATE on it.
+        legacy = app.server_version < 150000
+        inside = dict(public_schema=True, public_create_public=legacy, role_create=not legacy, extensions=set(),
+                      readonly={})
+    if not inside["public_schema"]:
+        app.run(sql.SQL("CREATE SCHEMA IF NOT EXISTS public AUTHORIZATION {}").format(ident), cur=cur)
+    elif not inside["role_create"]:
         app.run(sql.SQL("GRANT USAGE, CREATE ON SCHEMA public TO {}").format(ident), cur=cur)
-    if inside is None or inside["public_create_public"]:
-        if inside is None or inside["public_schema"]:
-            app.run(sql.SQL("REVOKE CREATE ON SCHEMA public FROM PUBLIC"), cur=cur)
+    if inside["public_schema"] and inside["public_create_public"]:
+        app.run(sql.SQL("REVOKE CREATE ON SCHEMA public FROM PUBLIC"), cur=cur)
     for ext in extensions:
-        if inside is None or ext not in inside["extensions"]:
+        if ext not in inside["extensions"]:
             app.run(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(ext)), cur=cur)
     for name in readonly:
-        entry = (inside or {}).get("readonly", {}).get(name) or {}
+        entry = inside["readonly"].get(name) or {}
         who = sql.Identifier(name)
         if not entry.get("usage"):
             app.run(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(who), cur=cur)

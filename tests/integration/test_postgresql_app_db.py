@@ -140,6 +140,9 @@ def test_create_then_rerun_unchanged_and_check_mode_creates_nothing():
     assert checked.get("changed") is True and not checked.get("failed"), checked
     assert checked["queries"], "check mode lists what it would run"
     assert not role_exists(fresh) and not db_exists(fresh)
+    real, dummy = run(args(fresh, fresh), diff=True)
+    assert real["queries"] == checked["queries"], "check mode predicts exactly what the real run does"
+    assert real["diff"] == checked["diff"]
 
     # check mode on the existing, converged pair changes nothing and reports nothing
     checked, dummy = run(a, check=True)
@@ -201,6 +204,27 @@ def test_public_cannot_connect(app):
     acl = q("SELECT a.grantee, a.privilege_type FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = %s",
             [app["db"]])
     assert acl and all(grantee != 0 for grantee, dummy in acl), "no PUBLIC entry in the database ACL"
+
+
+def test_pre_pg15_public_schema_layout_is_made_least_privilege():
+    """PostgreSQL 13/14 create `public` owned by the bootstrap superuser with CREATE for PUBLIC.
+    Recreate that layout on this server: the role must end with its own CREATE, PUBLIC without."""
+    db, role = name("legacy"), name("legacyr")
+    q(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(db)))
+    q(sql.SQL("ALTER SCHEMA public OWNER TO {}; GRANT ALL ON SCHEMA public TO PUBLIC").format(sql.Identifier(LAB["USER"])),
+      dbname=db)
+    a = args(db, role, reassign_owner=True)
+    result, dummy = run(a, diff=True)
+    assert result.get("changed") is True, result
+    assert "REVOKE CREATE ON SCHEMA public FROM PUBLIC" in result["queries"]
+    assert any(x.startswith("GRANT USAGE, CREATE ON SCHEMA public TO") for x in result["queries"])
+    assert not q("SELECT 1 FROM pg_namespace n, aclexplode(n.nspacl) a WHERE n.nspname = 'public' AND a.grantee = 0 "
+                 "AND a.privilege_type = 'CREATE'", dbname=db)
+    conn = login(role, a["password"], db)
+    conn.autocommit = True
+    conn.cursor().execute("CREATE TABLE schema_migrations (version text PRIMARY KEY)")
+    conn.close()
+    assert run(a)[0].get("changed") is False
 
 
 # 3. password rotation ------------------------------------------------------------------------
