@@ -43,6 +43,12 @@ SECTIONS = ("postgresql", "redis", "smtp", "s3")
 REDACTED = "********"
 SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 SMTP_SECURITY = ["starttls", "tls", "none", "auto"]
+SMTP_AUTH_METHODS = {
+    "auto": ["PLAIN", "LOGIN", "CRAM-MD5"],
+    "plain": ["PLAIN"],
+    "login": ["LOGIN"],
+    "cram_md5": ["CRAM-MD5"],
+}
 
 
 # ---- names and messages -----------------------------------------------------------------------
@@ -291,6 +297,9 @@ def check_redis(params):
         if params.get("tls"):
             try:
                 sock = tls_context(params.get("validate_certs", True), params.get("ca_cert")).wrap_socket(sock, server_hostname=host)
+            except socket.timeout:
+                return result, ["%s: no TLS handshake from Redis %s:%s within %ss; does the server speak TLS on this port?"
+                                % (name("tls"), host, port, timeout)]
             except (ssl.SSLError, OSError) as exc:
                 return result, [network_problem(exc, name, "Redis", host, port, tls_option="tls")]
         stream = sock.makefile("rwb")
@@ -398,8 +407,18 @@ def check_smtp(params):
                 hint = " before STARTTLS" if not result["tls"] else ""
                 return result, ["%s: the SMTP server %s:%s offers no AUTH%s, but a user (%s) is configured" % (
                     name("user"), host, port, hint, params["user"])]
+            offered = conn.esmtp_features.get("auth", "").upper().split()
+            wanted = SMTP_AUTH_METHODS.get(params.get("auth_method") or "auto")
+            mechanism = next((m for m in wanted if m in offered), None)
+            if mechanism is None:
+                return result, ["%s: the SMTP server %s:%s offers AUTH %s, none of %s" % (
+                    name("auth_method"), host, port, " ".join(offered) or "(no mechanism)", ", ".join(wanted))]
+            result["auth_mechanism"] = mechanism
+            # One attempt with one mechanism: smtplib's login() would retry every mechanism,
+            # and repeated failures can lock the account at some providers.
+            conn.user, conn.password = params["user"], params.get("password") or ""
             try:
-                conn.login(params["user"], params.get("password") or "")
+                conn.auth(mechanism, getattr(conn, "auth_" + mechanism.lower().replace("-", "_")), initial_response_ok=True)
                 result["auth"] = True
             except smtplib.SMTPAuthenticationError as exc:
                 problems.append(scrub("%s: the SMTP server refused AUTH for user %s (%s %s); check %s too" % (

@@ -210,6 +210,15 @@ options:
           password:
             description: Password of O(checks.smtp.user).
             type: str
+          auth_method:
+            description:
+              - SASL mechanism for AUTH, as Mastodon's C(SMTP_AUTH_METHOD). V(auto) takes the first
+                of PLAIN, LOGIN and CRAM-MD5 that the server offers.
+              - Only one attempt is made, with one mechanism, so a wrong password counts as one
+                failed login at the provider.
+            type: str
+            default: auto
+            choices: [auto, cram_md5, login, plain]
           helo_name:
             description: Name sent with EHLO. Null is the controller's FQDN.
             type: str
@@ -289,8 +298,8 @@ problems:
   type: list
   elements: str
   sample: ["mastodon_smtp_password: the SMTP server refused AUTH for user bob (535 5.7.8 Authentication credentials invalid); check mastodon_smtp_login too"]
-results:
-  description: What each checked section found.
+services:
+  description: What each checked section found. (Not called C(results), which Ansible reserves for loops.)
   returned: always
   type: dict
   contains:
@@ -311,7 +320,7 @@ results:
       sample: {ok: true, endpoint: "https://s3.example.org", bucket: social-media, bucket_exists: true, created: false,
                would_create: false, create_deferred: false}
     smtp:
-      description: C(ok), C(host), C(port), C(security), C(tls) (the session was encrypted), C(auth) (AUTH succeeded), C(banner) (EHLO reply).
+      description: C(ok), C(host), C(port), C(security), C(tls) (the session was encrypted), C(auth) (AUTH succeeded), C(banner) (EHLO reply), C(auth_mechanism).
       returned: when checked
       type: dict
       sample: {ok: true, host: smtp.example.org, port: 587, security: starttls, tls: true, auth: true, banner: "smtp.example.org"}
@@ -373,6 +382,7 @@ ARGUMENT_SPEC = dict(
             security=dict(type="str", default="starttls", choices=ec.SMTP_SECURITY),
             user=dict(type="str"),
             password=dict(type="str", no_log=True),
+            auth_method=dict(type="str", default="auto", choices=sorted(ec.SMTP_AUTH_METHODS)),
             helo_name=dict(type="str"),
             validate_certs=dict(type="bool", default=True),
             ca_cert=dict(type="path"),
@@ -432,7 +442,7 @@ def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     checks = module.params["checks"]
     if not any(checks.get(s) for s in ec.SECTIONS):
-        module.exit_json(changed=False, problems=[], results={}, msg="Nothing to check: checks has no section.")
+        module.exit_json(changed=False, problems=[], services={}, msg="Nothing to check: checks has no section.")
     if checks.get("postgresql") and not ec.HAS_PSYCOPG2:
         module.fail_json(msg=missing_required_lib("psycopg2-binary") + " (needed for checks.postgresql)")
     if checks.get("s3") and not s3u.HAS_BOTO3:
@@ -441,7 +451,7 @@ def main():
     results, problems = run_checks(checks, check_mode=module.check_mode)
     s3_result = results.get("s3") or {}
     changed = bool(s3_result.get("created") or s3_result.get("would_create"))
-    out = dict(changed=changed, problems=problems, results=results)
+    out = dict(changed=changed, problems=problems, services=results)
     if changed and module._diff:
         out["diff"] = dict(before_header="bucket %s" % s3_result["bucket"], after_header="bucket %s" % s3_result["bucket"],
                            before="absent\n", after="present\n")
