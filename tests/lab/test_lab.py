@@ -94,18 +94,15 @@ def _labels(app):
     return {"app": app}
 
 
-def _pod_template(app, ports=(), extra_labels=None):
+def _pod_template(app, ports=(), extra_labels=None, run_to_completion=False):
+    """A pod template. In the kwok lab images are never pulled and nothing runs; on a real
+    cluster (LAB_KUBECONFIG) these small images make the same tests meaningful."""
     labels = dict(_labels(app), **(extra_labels or {}))
-    return {
-        "metadata": {"labels": labels},
-        "spec": {
-            "containers": [{
-                "name": "main",
-                "image": "registry.invalid/never-pulled:1",
-                "ports": [{"containerPort": p} for p in ports],
-            }],
-        },
-    }
+    container = {"name": "main", "image": "registry.k8s.io/pause:3.10",
+                 "ports": [{"containerPort": p} for p in ports]}
+    if run_to_completion:
+        container.update(image="busybox:1.36", command=["sh", "-c", "exit 0"])
+    return {"metadata": {"labels": labels}, "spec": {"containers": [container]}}
 
 
 def _condition(obj, ctype):
@@ -153,7 +150,7 @@ def test_deployment_two_replicas_available(kube):
 
 
 def test_job_completes(kube):
-    tpl = _pod_template("job-ok")
+    tpl = _pod_template("job-ok", run_to_completion=True)
     tpl["spec"]["restartPolicy"] = "Never"
     kube.apply({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "job-ok"},
                 "spec": {"backoffLimit": 0, "template": tpl}})
