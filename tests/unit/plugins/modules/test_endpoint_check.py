@@ -1,0 +1,194 @@
+# -*- coding: utf-8 -*-
+# Copyright: fediverse.mastodon contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Unit tests of the pure logic behind fediverse.mastodon.endpoint_check.
+
+The real logins are tested against real servers in tests/integration/test_endpoint_check.py.
+Here: the RESP codec, version comparison, message scrubbing, the classification of server
+error texts into problems that name the right variable, and the orchestration (all sections
+run, problems in order, the bucket created only when nothing else failed) with fake runners.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import io
+import json
+
+import pytest
+
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.fediverse.mastodon.plugins.module_utils import endpoint_checks as ec
+from ansible_collections.fediverse.mastodon.plugins.modules import endpoint_check
+
+NAMES = dict(host="pg_host", port="pg_port", user="pg_user", password="pg_password", database="pg_db", sslmode="pg_sslmode")
+PG = dict(host="db.example.org", port=5432, user="mastodon", database="mastodon_production", sslmode="prefer", timeout=10,
+          variables=NAMES)
+
+
+# ---- RESP -------------------------------------------------------------------------------------
+
+def test_resp_encode_is_an_array_of_bulk_strings():
+    assert ec.resp_encode("AUTH", "user", "pässword") == b"*3\r\n$4\r\nAUTH\r\n$4\r\nuser\r\n$9\r\np\xc3\xa4ssword\r\n"
+
+
+@pytest.mark.parametrize("wire, value", [
+    (b"+PONG\r\n", "PONG"),
+    (b":42\r\n", 42),
+    (b"$5\r\nhello\r\n", "hello"),
+    (b"$-1\r\n", None),
+    (b"$0\r\n\r\n", ""),
+    (b"*2\r\n+OK\r\n:1\r\n", ["OK", 1]),
+    (b"$10\r\na\r\nb:c\r\nde\r\n", "a\r\nb:c\r\nde"),
+])
+def test_resp_read_replies(wire, value):
+    assert ec.resp_read(io.BytesIO(wire)) == value
+
+
+def test_resp_read_error_reply_raises():
+    with pytest.raises(ec.RespError, match="WRONGPASS invalid username-password pair"):
+        ec.resp_read(io.BytesIO(b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"))
+
+
+@pytest.mark.parametrize("wire", [b"", b"HTTP/1.1 400 Bad Request\r\n", b"+OK", b"$5\r\nhel"])
+def test_resp_read_rejects_non_resp(wire):
+    with pytest.raises(ec.RespProtocolError):
+        ec.resp_read(io.BytesIO(wire))
+
+
+def test_redis_info_field():
+    info = "# Server\r\nredis_version:7.4.2\r\nredis_mode:standalone\r\n"
+    assert ec.redis_info_field(info, "redis_version") == "7.4.2"
+    assert ec.redis_info_field(info, "nope") is None
+
+
+# ---- versions, names, scrubbing -----------------------------------------------------------------
+
+@pytest.mark.parametrize("have, minimum, below", [
+    ("15.18 (Debian 15.18-0+deb12u1)", "13", False),
+    ("12.9", "13", True),
+    ("6.0.16", "6.2", True),
+    ("6.2", "6.2.0", False),
+    ("7.0.15", "6.2", False),
+    ("unknown", "6.2", False),
+])
+def test_version_below(have, minimum, below):
+    assert ec.version_below(have, minimum) is below
+
+
+def test_variable_names_fall_back_to_the_option_path():
+    name = ec.variable_names("smtp", dict(variables=dict(password="mastodon_smtp_password")))
+    assert name("password") == "mastodon_smtp_password"
+    assert name("port") == "checks.smtp.port"
+
+
+def test_scrub_removes_every_secret():
+    assert ec.scrub("user bob pass s3cr3t and s3cr3t", ["s3cr3t", None, ""]) == "user bob pass ******** and ********"
+
+
+# ---- classification of real server messages ------------------------------------------------------
+
+@pytest.mark.parametrize("text, starts", [
+    ('connection to server at "127.0.0.1", port 5432 failed: FATAL:  password authentication failed for user "mastodon"',
+     "pg_password: PostgreSQL at db.example.org:5432 refused the password of user mastodon"),
+    ('connection to server at "127.0.0.1", port 5432 failed: fe_sendauth: no password supplied', "pg_password:"),
+    ('FATAL:  database "mastodon_production" does not exist', "pg_db: PostgreSQL at db.example.org:5432 has no database"),
+    ('FATAL:  no pg_hba.conf entry for host "10.1.2.3", user "mastodon", database "x", no encryption', "pg_sslmode:"),
+    ('connection to server at "127.0.0.1", port 1 failed: Connection refused\n\tIs the server running on that host',
+     "pg_host, pg_port: PostgreSQL at db.example.org:5432 refused the connection"),
+    ('could not translate host name "db.example.org" to address: Name or service not known', "pg_host: the host name"),
+    ("connection to server at \"10.0.0.1\", port 5432 failed: timeout expired", "pg_host, pg_port: no answer"),
+    ("server does not support SSL, but SSL was required", "pg_sslmode: the TLS setup"),
+    ("something nobody expected", "pg_host, pg_port: cannot log in"),
+])
+def test_postgresql_messages_name_the_variable(text, starts):
+    assert ec.postgresql_error_problem(text, PG, ec.variable_names("postgresql", PG)).startswith(starts)
+
+
+@pytest.mark.parametrize("code, status, option", [
+    ("InvalidAccessKeyId", 403, "s3_access"),
+    ("SignatureDoesNotMatch", 403, "s3_secret"),
+    ("AccessDenied", 403, "s3_access"),
+    (None, 403, "s3_access"),
+    ("AuthorizationHeaderMalformed", 400, "s3_region"),
+    ("InvalidBucketName", 400, "s3_bucket"),
+    ("InternalError", 500, "s3_endpoint"),
+])
+def test_s3_messages_name_the_variable(code, status, option):
+    params = dict(endpoint="https://s3.example.org", bucket="media", region="eu-west-1",
+                  variables=dict(access_key="s3_access", secret_key="s3_secret", region="s3_region", bucket="s3_bucket",
+                                 endpoint="s3_endpoint"))
+    text = ec.s3_error_problem(code, status, "", params, ec.variable_names("s3", params), "list")
+    assert text.startswith(option + ":"), text
+
+
+def test_redis_auth_messages():
+    params = dict(host="r", port=6379, username=None, variables=dict(password="rp", username="ru"))
+    name = ec.variable_names("redis", params)
+    text = ec.redis_auth_problem("WRONGPASS invalid username-password pair or user is disabled.", params, name)
+    assert text.startswith("rp: Redis at r:6379 refused AUTH for user default (WRONGPASS")
+    text = ec.redis_auth_problem("ERR AUTH <password> called without any password configured for the default user.",
+                                 params, name)
+    assert text.startswith("rp: Redis at r:6379 has no password but one was given")
+
+
+# ---- orchestration (fake runners) -----------------------------------------------------------------
+
+def fake_runners(calls, failing=()):
+    def runner(section):
+        def run(params):
+            calls.append(section)
+            if section in failing:
+                return dict(ok=False), ["%s: broken" % section]
+            if section == "s3":
+                return dict(ok=True, create_deferred=True), []
+            return dict(ok=True), []
+        return run
+    out = dict((s, runner(s)) for s in ec.SECTIONS)
+    out["s3_create"] = lambda params: (calls.append("s3_create") or (dict(ok=True, created=True), []))
+    return out
+
+
+def test_fake_run_checks_reports_every_problem_in_section_order():
+    calls = []
+    checks = dict(postgresql={}, redis={}, smtp={}, s3={})
+    checks = dict((k, {"x": 1}) for k in checks)
+    results, problems = endpoint_check.run_checks(checks, runners=fake_runners(calls, failing=("smtp", "postgresql", "redis")))
+    assert problems == ["postgresql: broken", "redis: broken", "smtp: broken"]
+    assert "s3_create" not in calls, "the bucket must not be created while other problems exist"
+    assert results["s3"]["create_deferred"]
+
+
+def test_fake_run_checks_creates_the_bucket_when_all_else_passed():
+    calls = []
+    checks = dict(redis={"x": 1}, s3={"x": 1}, postgresql=None)
+    results, problems = endpoint_check.run_checks(checks, runners=fake_runners(calls))
+    assert problems == [] and results["s3"]["created"]
+    assert sorted(calls) == ["redis", "s3", "s3_create"]
+    assert "postgresql" not in results
+
+
+def test_fake_run_checks_turns_a_crash_into_a_problem():
+    def boom(params):
+        raise ValueError("kaputt")
+    results, problems = endpoint_check.run_checks(dict(smtp={"variables": {"host": "mastodon_smtp_server"}}),
+                                                  runners=dict(smtp=boom))
+    assert problems == ["mastodon_smtp_server: the smtp check failed unexpectedly (ValueError: kaputt)"]
+
+
+def test_module_without_sections_checks_nothing(capsys):
+    with patch_module_args(dict(checks=dict())):
+        with pytest.raises(SystemExit):
+            endpoint_check.main()
+    out = json.loads(capsys.readouterr().out)
+    assert out["changed"] is False and out["problems"] == [] and "Nothing to check" in out["msg"]
+
+
+def test_module_rejects_a_section_without_its_required_options(capsys):
+    with patch_module_args(dict(checks=dict(smtp=dict(port=25)))):
+        with pytest.raises(SystemExit):
+            endpoint_check.main()
+    out = json.loads(capsys.readouterr().out)
+    assert out["failed"] and "host" in out["msg"]
