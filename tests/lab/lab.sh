@@ -31,7 +31,8 @@ cmd_up() {
       log "$name: SKIPPED: $script is not there yet"
       continue
     fi
-    bash "$script" up || failed+=("$name")
+    # 9>&-: the daemons a script starts must not inherit (and so hold) the lock.
+    bash "$script" up 9>&- || failed+=("$name")
   done < <(components)
   if [ "${#failed[@]}" -gt 0 ]; then
     log "up: FAILED: ${failed[*]}"
@@ -46,7 +47,7 @@ cmd_down() {
   lines="$(components | tac)"
   while read -r name script; do
     has "$script" || continue
-    bash "$script" down || rc=1
+    bash "$script" down 9>&- || rc=1
   done <<<"$lines"
   return "$rc"
 }
@@ -75,9 +76,16 @@ cmd_env() {
   echo "export LAB_STATE=$LAB_STATE"
 }
 
+# up and down take a lock, so that several callers (parallel test jobs) do not race.
+lock() {
+  mkdir -p "$LAB_STATE" && chmod 700 "$LAB_STATE"
+  exec 9>"$LAB_STATE/.lock"
+  flock -w 1800 9 || die "could not get the lab lock $LAB_STATE/.lock within 30 minutes"
+}
+
 case "${1:-}" in
-  up) cmd_up ;;
-  down) cmd_down ;;
+  up) lock; cmd_up ;;
+  down) lock; cmd_down ;;
   status) cmd_status ;;
   env) cmd_env ;;
   *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
