@@ -97,8 +97,17 @@ apt_install() {
     "${sudo[@]}" apt-get update -q >&2 || die "apt-get update failed"
     export LAB_APT_UPDATED=1
   fi
-  "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 \
-    || die "apt-get install ${missing[*]} failed"
+  # Keep the packages' init scripts from starting their own (non-lab) servers, unless the
+  # machine already has a policy.
+  local policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null && "${sudo[@]}" chmod 755 "$policy"
+  fi
+  local rc=0
+  "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 || rc=$?
+  [ -n "$policy" ] && "${sudo[@]}" rm -f "$policy"
+  [ "$rc" -eq 0 ] || die "apt-get install ${missing[*]} failed"
 }
 
 # status_line NAME STATE DETAIL
