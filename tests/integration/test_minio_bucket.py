@@ -24,6 +24,8 @@ from botocore.exceptions import ClientError  # noqa: E402
 
 ENV_NAMES = ("LAB_S3_ENDPOINT", "LAB_S3_ACCESS_KEY", "LAB_S3_SECRET_KEY")
 RUN_ENV = {"ANSIBLE_PYTHON_INTERPRETER": sys.executable}
+
+pytestmark = pytest.mark.lab
 SID = "FediverseMastodonAnonymousRead"
 
 

@@ -31,6 +31,8 @@ from ansible_collections.fediverse.mastodon.plugins.module_utils.s3 import S3Con
 ENV_NAMES = ("LAB_S3_ENDPOINT", "LAB_S3_ACCESS_KEY", "LAB_S3_SECRET_KEY")
 RUN_ENV = {"ANSIBLE_PYTHON_INTERPRETER": sys.executable}
 
+pytestmark = pytest.mark.lab
+
 
 @pytest.fixture(scope="module")
 def lab():
