@@ -359,7 +359,7 @@ up() {
   elif all_components_running && healthy; then
     log "kubernetes: already running"
   else
-    log "kubernetes: starting the stopped cluster"
+    log "kubernetes: starting the components that are down"
     kwokctl start cluster >"$KUBE_DIR/start.log" 2>&1 \
       || { tail -n 40 "$KUBE_DIR/start.log" >&2; die "kubernetes: kwokctl start cluster failed"; }
     release_node_leases

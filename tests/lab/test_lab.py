@@ -366,6 +366,8 @@ def test_lab_processes_use_loopback_only():
     if shutil.which("ss") is None:
         pytest.skip("ss (iproute2) is not installed")
     pids = _lab_pids(state)
+    if not pids and not _is_kwok_lab():
+        pytest.skip("no lab process runs from %s (external cluster, no local services)" % state)
     assert pids, "no running lab process found under %s" % state
     seen, bad = 0, []
     for local, peer, owners, line in _sockets("-t", "state", "established"):
