@@ -51,6 +51,8 @@ pid_alive() { # name
   [ -s "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null
 }
 
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
 s3_answers() {
   # An anonymous ListBuckets answers 200 with an empty list on a healthy RGW.
   local code
@@ -140,6 +142,13 @@ start() {
   fi
   # memstore keeps data in RAM only: any partial state is rebuilt from scratch.
   stop_daemons
+  local port
+  for port in "$S3_PORT" "$MON_PORT"; do
+    if port_busy "$port"; then
+      log "127.0.0.1:$port is in use by a process this lab did not start (see: ss -ltnp | grep $port); stop it first"
+      exit 1
+    fi
+  done
   rm -rf "$dir/mon" "$dir/osd" "$dir/rgw" "$dir/run" "$dir/crash" "$dir/monmap"
   mkdir -p "$dir/log"
   local fsid osd_uuid t0
