@@ -677,6 +677,9 @@ def absent(app, module):
             app.run(sql.SQL("DROP DATABASE {}").format(sql.Identifier(dbname)) + force)
             after["database"] = dict(name=dbname, exists=False)
         if observed_role is not None:
+            if not admin["superuser"] and not app.one("SELECT pg_has_role(current_user, %s, 'USAGE')", [role])[0]:
+                # REASSIGN OWNED / DROP OWNED need the admin to have the role's privileges
+                app.run(sql.SQL("GRANT {} TO CURRENT_USER").format(sql.Identifier(role)))
             if observed_db is not None and not drop_db:
                 dbconn = app.connect_db(dbname)
                 try:

@@ -395,6 +395,10 @@ def test_non_superuser_admin_with_createrole_and_createdb_works():
     rotated = dict(a, password="r-" + uuid.uuid4().hex)
     assert run(rotated)[0].get("changed") is True
     assert can_login(role, rotated["password"], db) and not can_login(role, a["password"], db)
+    gone, dummy = run(dict(rotated, state="absent"))
+    assert gone.get("changed") is True and not gone.get("failed"), gone
+    assert not role_exists(role) and db_exists(db)
+    assert q("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", [db]) == [(mgr,)]
 
 
 # extras: extensions and read-only roles ------------------------------------------------------
