@@ -115,8 +115,8 @@ def pg_target():
                         ports=[client.V1ContainerPort(name="postgres", container_port=5432)])])))))
         core.create_namespaced_service(ns, client.V1Service(
             metadata=client.V1ObjectMeta(name="pg"),
-            spec=client.V1ServiceSpec(selector=labels, ports=[client.V1ServicePort(name="sql", port=5432,
-                                                                                    target_port="postgres")])))
+            spec=client.V1ServiceSpec(selector=labels, ports=[
+                client.V1ServicePort(name="sql", port=5432, target_port="postgres")])))
         deadline = time.time() + 120
         while time.time() < deadline:
             pods = core.list_namespaced_pod(ns, label_selector="app=pg").items

@@ -243,13 +243,13 @@ def _declared_tasks_local(extra_vars=None, path=PLAYBOOK):
             loop = task.get("loop")
             items = [None]
             if loop is not None:
-                _, templar = _templar(variables)
+                dummy, templar = _templar(variables)
                 items = _render(templar, loop)
             for item in items:
                 task_vars = dict(variables)
                 if item is not None:
                     task_vars["item"] = item
-                _, templar = _templar(task_vars)
+                dummy, templar = _templar(task_vars)
                 if "when" in task:
                     conditions = task["when"] if isinstance(task["when"], list) else [task["when"]]
                     if not all(templar.evaluate_conditional(c) for c in conditions):

@@ -151,7 +151,7 @@ def test_fake_awx_injection_writes_private_kubeconfig_and_sets_env(injected):
 def test_fake_awx_injected_kubeconfig_loads_with_kubernetes_client(injected):
     from kubernetes import client, config
 
-    env, _files, _ = injected
+    env, dummy_files, dummy_dir = injected
     configuration = client.Configuration()
     config.load_kube_config(config_file=env["K8S_AUTH_KUBECONFIG"], client_configuration=configuration)
     assert configuration.host == "https://127.0.0.1:16443"
@@ -163,7 +163,7 @@ def test_fake_awx_injected_env_feeds_our_modules_auth_options(injected, monkeypa
     from ansible_collections.fediverse.mastodon.plugins.module_utils.k8s_client import (
         K8S_AUTH_ARG_SPEC, build_api_client)
 
-    env, _files, _ = injected
+    env, dummy_files, dummy_dir = injected
     for var in ("K8S_AUTH_CONTEXT", "K8S_AUTH_HOST", "K8S_AUTH_API_KEY", "KUBECONFIG"):
         monkeypatch.delenv(var, raising=False)
     for var, value in env.items():
@@ -183,7 +183,7 @@ def test_fake_awx_injected_env_feeds_via_kubernetes(injected, monkeypatch):
     except ImportError as exc:  # pragma: no cover - portforward is another helper's module
         pytest.skip("plugins/module_utils/portforward.py not importable: %s" % exc)
 
-    env, _files, _ = injected
+    env, dummy_files, dummy_dir = injected
     for var, value in env.items():
         monkeypatch.setenv(var, value)
     spec = {"via_kubernetes": via_kubernetes_spec()}

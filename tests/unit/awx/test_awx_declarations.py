@@ -101,10 +101,10 @@ BROKEN = [
 @pytest.mark.parametrize("module,key,value,named", BROKEN)
 def test_wrong_keys_or_types_fail_validation(tasks, module, key, value, named):
     params = copy.deepcopy([t for t in tasks if t["module"] == module][-1]["params"])
-    errors, _ = awx.validate_params(module, params)
+    errors, dummy = awx.validate_params(module, params)
     assert errors == []
     params[key] = value
-    errors, _ = awx.validate_params(module, params)
+    errors, dummy = awx.validate_params(module, params)
     assert errors, "awx.awx.%s accepted %s=%r" % (module, key, value)
     assert any(named in e for e in errors)
 
@@ -112,14 +112,14 @@ def test_wrong_keys_or_types_fail_validation(tasks, module, key, value, named):
 def test_missing_required_parameter_fails(tasks):
     params = copy.deepcopy(_only(tasks, "inventory"))
     del params["organization"]  # required by awx.awx.inventory
-    errors, _ = awx.validate_params("inventory", params)
+    errors, dummy = awx.validate_params("inventory", params)
     assert any("organization" in e for e in errors)
 
 
 # ---------------------------------------------------------------- controller credentials
 
 def test_controller_credentials_come_only_from_environment(tasks):
-    spec, _ = awx.real_argument_spec("job_template")
+    spec, dummy = awx.real_argument_spec("job_template")
     auth = [k for k in spec if k.startswith("controller_")]
     assert auth
     for task in tasks:
@@ -164,7 +164,7 @@ def test_vault_credential_is_attached_when_named():
     tasks = awx.declared_tasks(dict(EXTRA_VARS, mastodon_awx_vault_credential="Mastodon vault"))
     for params in _templates(tasks).values():
         assert params["credentials"] == ["Mastodon cluster kubeconfig", "Mastodon vault"]
-        errors, _ = awx.validate_params("job_template", params)
+        errors, dummy = awx.validate_params("job_template", params)
         assert errors == []
 
 

@@ -61,7 +61,6 @@ def test_containerfile_stages_in_order(context):
     assert "LABEL ansible-execution-environment=true" in text
 
 
-
 def test_context_inside_repository_must_be_gitignored(tmp_path):
     inside = os.path.join(REPO, "awx", "not-ignored-ee-context")
     try:
