@@ -26,9 +26,9 @@ description:
     problem); otherwise it is a problem.
   - C(smtp) connects, sends C(EHLO), upgrades with C(STARTTLS) or uses implicit TLS as
     configured, and authenticates when a user is given. It never sends mail.
-  - Each problem is one line that starts with the name of the variable to fix, taken from the
+  - "Each problem is one line that starts with the name of the variable to fix, taken from the
     section's C(variables) mapping (for example
-    C(mastodon_smtp_password: the SMTP server refused AUTH for user bob (535 ...))).
+    C(mastodon_smtp_password: the SMTP server refused AUTH for user bob (535 ...)))."
   - Passwords and secret keys never appear in the messages.
   - The checks only read, except the bucket creation, so they also run in check mode.
 author:
@@ -92,7 +92,7 @@ options:
           variables:
             description:
               - Option name -> name of the variable the operator sets, used in the messages
-                (for example V({password: vault_db_password})). Options not listed are named
+                (for example C(password) -> C(vault_db_password)). Options not listed are named
                 C(checks.postgresql.<option>).
             type: dict
             default: {}
@@ -320,7 +320,9 @@ services:
       sample: {ok: true, endpoint: "https://s3.example.org", bucket: social-media, bucket_exists: true, created: false,
                would_create: false, create_deferred: false}
     smtp:
-      description: C(ok), C(host), C(port), C(security), C(tls) (the session was encrypted), C(auth) (AUTH succeeded), C(banner) (EHLO reply), C(auth_mechanism).
+      description:
+        - C(ok), C(host), C(port), C(security), C(tls) (the session was encrypted), C(auth) (AUTH succeeded),
+          C(banner) (EHLO reply), C(auth_mechanism).
       returned: when checked
       type: dict
       sample: {ok: true, host: smtp.example.org, port: 587, security: starttls, tls: true, auth: true, banner: "smtp.example.org"}

@@ -241,13 +241,13 @@ def test_smtp_wrong_password_names_the_variable(smtp_starttls, tls_files):
 
 
 def test_smtp_wrong_user_fails(smtp_starttls, tls_files):
-    _, problems = ec.check_smtp(smtp_params(smtp_starttls, tls_files, user="nobody@lab.test"))
+    problems = ec.check_smtp(smtp_params(smtp_starttls, tls_files, user="nobody@lab.test"))[1]
     assert len(problems) == 1 and "refused AUTH for user nobody@lab.test" in problems[0]
     assert "mastodon_smtp_login" in problems[0]
 
 
 def test_smtp_untrusted_certificate_names_the_ca_variable(smtp_starttls, tls_files):
-    _, problems = ec.check_smtp(smtp_params(smtp_starttls, tls_files, ca_cert=None))
+    problems = ec.check_smtp(smtp_params(smtp_starttls, tls_files, ca_cert=None))[1]
     assert len(problems) == 1 and problems[0].startswith("preflight_smtp_ca_cert: the TLS certificate"), problems
 
 
@@ -258,12 +258,12 @@ def test_smtp_unverified_tls_passes_when_asked(smtp_starttls, tls_files):
 
 def test_smtp_auth_is_refused_in_plain_text_when_server_requires_tls(smtp_starttls, tls_files):
     # security none: no STARTTLS, and this server only offers AUTH after TLS
-    _, problems = ec.check_smtp(smtp_params(smtp_starttls, tls_files, security="none"))
+    problems = ec.check_smtp(smtp_params(smtp_starttls, tls_files, security="none"))[1]
     assert len(problems) == 1 and problems[0].startswith("mastodon_smtp_login:") and "offers no AUTH" in problems[0]
 
 
 def test_smtp_starttls_required_but_not_offered(smtp_plain, tls_files):
-    _, problems = ec.check_smtp(smtp_params(smtp_plain, tls_files))
+    problems = ec.check_smtp(smtp_params(smtp_plain, tls_files))[1]
     assert len(problems) == 1 and problems[0].startswith("mastodon_smtp_enable_starttls: the SMTP server")
     assert "does not offer STARTTLS" in problems[0]
 
@@ -279,14 +279,15 @@ def test_smtp_implicit_tls_passes(smtp_implicit, tls_files):
 
 
 def test_smtp_implicit_tls_against_a_starttls_port_fails_clearly(smtp_starttls, tls_files):
-    _, problems = ec.check_smtp(smtp_params(smtp_starttls, tls_files, security="tls", timeout=3))
+    problems = ec.check_smtp(smtp_params(smtp_starttls, tls_files, security="tls", timeout=3))[1]
     assert len(problems) == 1 and problems[0].startswith("mastodon_smtp_enable_starttls: the TLS handshake"), problems
 
 
 def test_smtp_closed_port_is_refused(tls_files):
     port = closed_port()
-    _, problems = ec.check_smtp(dict(host="127.0.0.1", port=port, security="starttls", timeout=3,
-                                     variables=dict(host="mastodon_smtp_server", port="mastodon_smtp_port")))
+    params = dict(host="127.0.0.1", port=port, security="starttls", timeout=3,
+                  variables=dict(host="mastodon_smtp_server", port="mastodon_smtp_port"))
+    problems = ec.check_smtp(params)[1]
     assert problems == ["mastodon_smtp_server, mastodon_smtp_port: the SMTP server 127.0.0.1:%d refused the connection "
                         "(nothing listens there); check the host and port" % port]
 
@@ -303,7 +304,7 @@ def test_postgresql_login_passes_and_reports_the_version():
 @need_pg
 def test_postgresql_wrong_password_names_the_variable():
     wrong = "wrong-" + uuid.uuid4().hex
-    _, problems = ec.check_postgresql(pg_params(password=wrong))
+    problems = ec.check_postgresql(pg_params(password=wrong))[1]
     assert len(problems) == 1, problems
     assert problems[0].startswith("preflight_postgresql_admin_password: PostgreSQL at %s:%s refused the password of user %s"
                                   % (PG["HOST"], PG["PORT"], PG["USER"]))
@@ -312,19 +313,19 @@ def test_postgresql_wrong_password_names_the_variable():
 
 @need_pg
 def test_postgresql_missing_database_names_the_variable():
-    _, problems = ec.check_postgresql(pg_params(database="no_such_db_%s" % uuid.uuid4().hex[:6]))
+    problems = ec.check_postgresql(pg_params(database="no_such_db_%s" % uuid.uuid4().hex[:6]))[1]
     assert len(problems) == 1 and problems[0].startswith("checks.postgresql.database: PostgreSQL at"), problems
 
 
 @need_pg
 def test_postgresql_too_old_is_a_problem():
-    _, problems = ec.check_postgresql(pg_params(min_version="99"))
+    problems = ec.check_postgresql(pg_params(min_version="99"))[1]
     assert len(problems) == 1 and "Mastodon needs 99 or newer" in problems[0]
 
 
 def test_postgresql_closed_port_is_refused():
     port = closed_port()
-    _, problems = ec.check_postgresql(pg_params(host="127.0.0.1", port=port, user="x", password="y"))
+    problems = ec.check_postgresql(pg_params(host="127.0.0.1", port=port, user="x", password="y"))[1]
     assert len(problems) == 1
     assert problems[0].startswith("postgresql_external_host, postgresql_external_port: PostgreSQL at 127.0.0.1:%d refused" % port)
 
@@ -340,7 +341,7 @@ def test_redis_auth_and_ping_pass():
 @need_redis
 def test_redis_wrong_password_names_the_variable():
     wrong = "wrong-" + uuid.uuid4().hex
-    _, problems = ec.check_redis(redis_params(password=wrong))
+    problems = ec.check_redis(redis_params(password=wrong))[1]
     assert len(problems) == 1
     assert problems[0].startswith("preflight_redis_password: Redis at") and "refused AUTH" in problems[0]
     assert "WRONGPASS" in problems[0] and wrong not in problems[0]
@@ -349,25 +350,25 @@ def test_redis_wrong_password_names_the_variable():
 @need_redis
 def test_redis_missing_password_is_reported():
     params = redis_params(password=None, username=None)
-    _, problems = ec.check_redis(params)
+    problems = ec.check_redis(params)[1]
     assert len(problems) == 1 and problems[0].startswith("preflight_redis_password:") and "NOAUTH" in problems[0]
 
 
 @need_redis
 def test_redis_tls_against_a_plain_server_fails_clearly():
-    _, problems = ec.check_redis(redis_params(tls=True, timeout=3))
+    problems = ec.check_redis(redis_params(tls=True, timeout=3))[1]
     assert len(problems) == 1 and problems[0].startswith("redis_external_tls: no TLS handshake"), problems
 
 
 def test_redis_closed_port_is_refused():
     port = closed_port()
-    _, problems = ec.check_redis(redis_params(host="127.0.0.1", port=port))
+    problems = ec.check_redis(redis_params(host="127.0.0.1", port=port))[1]
     assert len(problems) == 1 and problems[0].startswith("redis_external_host, redis_external_port:") and "refused" in problems[0]
 
 
 @need_pg
 def test_redis_check_against_a_postgresql_port_says_it_is_not_redis():
-    _, problems = ec.check_redis(redis_params(host=PG["HOST"], port=int(PG["PORT"]), password=None, username=None, timeout=3))
+    problems = ec.check_redis(redis_params(host=PG["HOST"], port=int(PG["PORT"]), password=None, username=None, timeout=3))[1]
     assert len(problems) == 1 and "redis_external_port" in problems[0], problems
 
 
@@ -382,7 +383,7 @@ def test_s3_existing_bucket_passes(bucket):
 @need_s3
 def test_s3_wrong_secret_key_names_the_variable(bucket):
     wrong = "W" * 40
-    _, problems = ec.check_s3(s3_params(bucket=bucket, secret_key=wrong))
+    problems = ec.check_s3(s3_params(bucket=bucket, secret_key=wrong))[1]
     assert len(problems) == 1
     assert problems[0].startswith("preflight_s3_secret_key: %s rejected the secret key" % S3["ENDPOINT"])
     assert wrong not in problems[0]
@@ -390,14 +391,14 @@ def test_s3_wrong_secret_key_names_the_variable(bucket):
 
 @need_s3
 def test_s3_unknown_access_key_names_the_variable(bucket):
-    _, problems = ec.check_s3(s3_params(bucket=bucket, access_key="NOSUCHKEY%s" % uuid.uuid4().hex[:8].upper()))
+    problems = ec.check_s3(s3_params(bucket=bucket, access_key="NOSUCHKEY%s" % uuid.uuid4().hex[:8].upper()))[1]
     assert len(problems) == 1 and problems[0].startswith("preflight_s3_access_key:"), problems
 
 
 @need_s3
 def test_s3_missing_bucket_without_create_is_a_problem(s3_client):
     params = s3_params()
-    _, problems = ec.check_s3(params)
+    problems = ec.check_s3(params)[1]
     assert problems == ["mastodon_s3_bucket: the bucket %s does not exist on %s; create it, or allow its creation "
                         "(preflight_s3_create_bucket)" % (params["bucket"], S3["ENDPOINT"])]
     assert not bucket_exists(s3_client, params["bucket"])
@@ -421,7 +422,7 @@ def test_s3_missing_bucket_is_created_only_outside_check_mode(s3_client):
 
 def test_s3_closed_port_is_unreachable():
     port = closed_port()
-    _, problems = ec.check_s3(s3_params(endpoint="http://127.0.0.1:%d" % port, access_key="a", secret_key="b"))
+    problems = ec.check_s3(s3_params(endpoint="http://127.0.0.1:%d" % port, access_key="a", secret_key="b"))[1]
     assert len(problems) == 1 and problems[0].startswith("minio_external_endpoint: the S3 endpoint http://127.0.0.1:%d is unreachable" % port)
 
 
@@ -468,7 +469,7 @@ def test_module_reports_every_problem_at_once_and_leaks_no_secret(smtp_starttls,
 @need_s3
 def test_module_check_mode_reports_the_bucket_it_would_create(s3_client):
     params = s3_params(create_bucket=True)
-    result, _ = run_module("endpoint_check", dict(checks=dict(s3=params)), check=True, diff=True, env=ENV)
+    result = run_module("endpoint_check", dict(checks=dict(s3=params)), check=True, diff=True, env=ENV)[0]
     assert not result.get("failed"), result.get("msg")
     assert result["changed"] is True and result["services"]["s3"]["would_create"] is True
     assert result["diff"]["after"] == "present\n"
@@ -477,8 +478,8 @@ def test_module_check_mode_reports_the_bucket_it_would_create(s3_client):
 
 def test_module_fail_on_problem_false_returns_the_problems():
     port = closed_port()
-    result, _ = run_module("endpoint_check", dict(
+    result = run_module("endpoint_check", dict(
         checks=dict(smtp=dict(host="127.0.0.1", port=port, variables=dict(port="mastodon_smtp_port"))),
-        fail_on_problem=False), env=ENV)
+        fail_on_problem=False), env=ENV)[0]
     assert not result.get("failed")
     assert len(result["problems"]) == 1 and "mastodon_smtp_port" in result["problems"][0]
