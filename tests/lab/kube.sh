@@ -66,7 +66,20 @@ spec:
   - ports: [9000, 7480]
     target: {address: $LAB_HOST, port: $LAB_S3_PORT}
 ---
+# kubectl logs on a simulated pod returns one honest line instead of an error.
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterLogs
+metadata:
+  name: lab-simulated-logs
+spec:
+  logs:
+  - logsFile: $KUBE_DIR/simulated-pod.log
+    previousLogsFile: $KUBE_DIR/simulated-pod.log
+    follow: false
+---
 EOF
+  echo "2026-01-01T00:00:00.000000000Z stdout F lab: this pod is simulated by kwok; it never ran, so it has no real logs" \
+    >"$KUBE_DIR/simulated-pod.log"
   # (quoted: the template below is kwok's, not the shell's)
   cat >>"$KUBE_DIR/kwok-lab.yaml" <<'EOF'
 # A running pod labelled lab.fediverse/fail=true fails (exit code 1), so a test can make a
@@ -156,7 +169,19 @@ componentsPatches:
 EOF
 }
 
-config_hash() { cat "$KUBE_DIR/kwokctl.yaml" "$KUBE_DIR/kwok-lab.yaml" "$KUBE_DIR/audit-policy.yaml" | sha256sum | cut -c1-16; }
+# A change of the kwokctl config or the audit policy needs a new cluster; a change of
+# kwok-lab.yaml (stages, port-forwards, logs) only a restart of kwok-controller.
+cluster_hash() { cat "$KUBE_DIR/kwokctl.yaml" "$KUBE_DIR/audit-policy.yaml" | sha256sum | cut -c1-16; }
+kwok_hash() { sha256sum <"$KUBE_DIR/kwok-lab.yaml" | cut -c1-16; }
+save_hashes() { cluster_hash >"$KUBE_DIR/cluster.hash"; kwok_hash >"$KUBE_DIR/kwok.hash"; }
+# Clusters made before the split recorded one hash over all three files.
+migrate_hash() {
+  [ -s "$KUBE_DIR/config.hash" ] && [ ! -s "$KUBE_DIR/cluster.hash" ] || return 0
+  local old
+  old="$(cat "$KUBE_DIR/kwokctl.yaml" "$KUBE_DIR/kwok-lab.yaml" "$KUBE_DIR/audit-policy.yaml" 2>/dev/null | sha256sum | cut -c1-16)"
+  [ "$old" = "$(cat "$KUBE_DIR/config.hash")" ] && save_hashes
+  rm -f "$KUBE_DIR/config.hash"
+}
 
 kwokctl() { PATH="$BIN:$PATH" "$BIN/kwokctl" --name "$CLUSTER" "$@"; }
 cluster_exists() { [ -s "$CLUSTER_DIR/kwok.yaml" ] && [ -s "$LAB_KUBECONFIG_PATH" ]; }
@@ -204,7 +229,7 @@ create_cluster() {
   # shellcheck disable=SC2046
   kwokctl create cluster $(create_args) >"$KUBE_DIR/create.log" 2>&1 \
     || { tail -n 40 "$KUBE_DIR/create.log" >&2; die "kubernetes: kwokctl create cluster failed; log: $KUBE_DIR/create.log"; }
-  config_hash >"$KUBE_DIR/config.hash"
+  save_hashes
 }
 
 wait_healthy() {
@@ -344,8 +369,9 @@ up() {
   local built
   built="$(bash "$LAB_DIR/build-binaries.sh")" || die "kubernetes: building the binaries failed"
   [ "$built" = "$BIN" ] || die "kubernetes: build-binaries.sh returned $built, expected $BIN"
+  migrate_hash
   write_configs
-  if cluster_exists && [ "$(cat "$KUBE_DIR/config.hash" 2>/dev/null)" != "$(config_hash)" ]; then
+  if cluster_exists && [ "$(cat "$KUBE_DIR/cluster.hash" 2>/dev/null)" != "$(cluster_hash)" ]; then
     log "kubernetes: the lab's cluster configuration changed; recreating the cluster"
     stop_recycler
     kwokctl delete cluster >/dev/null 2>&1 || true
@@ -365,6 +391,11 @@ up() {
     release_node_leases
   fi
   wait_healthy 120 || die "kubernetes: apiserver on $LAB_HOST:$LAB_KUBE_PORT is not healthy; logs under $CLUSTER_DIR/logs"
+  if [ "$(cat "$KUBE_DIR/kwok.hash" 2>/dev/null)" != "$(kwok_hash)" ]; then
+    log "kubernetes: kwok-lab.yaml changed; restarting kwok-controller"
+    release_node_leases
+    save_hashes
+  fi
   apply_lab_objects
   wait_node_ready || die "kubernetes: node lab-node-0 did not become Ready"
   # The controllers are working once the ServiceAccount controller has made `default` (after a

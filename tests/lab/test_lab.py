@@ -171,6 +171,16 @@ def test_job_with_fail_label_fails(kube):
     assert job["status"].get("failed", 0) >= 1
 
 
+def test_logs_of_simulated_pod(kube):
+    if not _is_kwok_lab():
+        pytest.skip("simulated logs are a feature of the lab's kwok configuration")
+    kube.apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "logs", "labels": _labels("logs")},
+                "spec": _pod_template("logs")["spec"]})
+    kube.wait_for("pod logs Ready", lambda: _condition(kube.get("pod", "logs"), "Ready") == "True")
+    out = kube.run("logs", "logs").stdout
+    assert "simulated by kwok" in out, out
+
+
 def test_statefulset_with_pvc_ready(kube):
     kube.apply({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db"},
                 "spec": {"clusterIP": "None", "selector": _labels("db"), "ports": [{"port": 5432}]}})
