@@ -111,8 +111,15 @@ class ForwardedEndpoint(tuple):
     def forwarded(self):
         return self._forwarder is not None
 
-    def errors(self):
-        return list(self._forwarder.errors) if self._forwarder is not None else []
+    def errors(self, wait=0.0):
+        """What the port-forward streams reported. ``wait`` seconds give a stream that just failed
+        time to record why (its relay ends right after the client sees the connection close)."""
+        if self._forwarder is None:
+            return []
+        deadline = time.time() + wait
+        while not self._forwarder.errors and time.time() < deadline:
+            time.sleep(0.05)
+        return list(self._forwarder.errors)
 
 
 def explicit_cluster_options(via):

@@ -238,8 +238,8 @@ class Endpoint(object):
         self.description = description
         self.forwarded = forwarded
 
-    def errors(self):
-        return self.forwarded.errors() if self.forwarded is not None else []
+    def errors(self, wait=0.0):
+        return self.forwarded.errors(wait=wait) if self.forwarded is not None else []
 
 
 class _DirectEndpoint(object):
@@ -320,7 +320,7 @@ def connect(module, where, dbname=None, autocommit=True, raise_errors=False):
         if raise_errors:
             raise
         message = to_native(exc).strip()
-        forward_errors = where.errors()
+        forward_errors = where.errors(wait=2.0)
         extra = (" (port-forward: %s)" % "; ".join(forward_errors)) if forward_errors else ""
         module.fail_json(msg="could not connect to PostgreSQL at %s, database %s, as %s: %s%s; %s"
                          % (where.description, kwargs["dbname"], kwargs.get("user"), message, extra,
