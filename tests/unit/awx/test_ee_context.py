@@ -70,3 +70,24 @@ def test_context_inside_repository_must_be_gitignored(tmp_path):
             os.rmdir(inside)
     assert proc.returncode != 0
     assert "not ignored by git" in proc.stderr
+
+
+def test_ee_ansible_core_matches_the_tested_one_and_the_collection():
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+
+    with open(os.path.join(REPO, "execution-environment.yml")) as fh:
+        ee = yaml.safe_load(fh)
+    spec = SpecifierSet(ee["dependencies"]["ansible_core"]["package_pip"].split("ansible-core", 1)[1])
+    with open(os.path.join(REPO, "meta", "runtime.yml")) as fh:
+        requires = SpecifierSet(yaml.safe_load(fh)["requires_ansible"])
+    tested = None
+    with open(os.path.join(REPO, "constraints.txt")) as fh:
+        for line in fh:
+            if line.startswith("ansible-core=="):
+                tested = Version(line.split("==", 1)[1].strip())
+    assert tested is not None, "constraints.txt pins no ansible-core"
+    assert tested in spec, "the EE's ansible-core %s excludes the tested %s" % (spec, tested)
+    # every version the EE may install satisfies the collection's requires_ansible
+    floor = min(Version(s.version) for s in spec if s.operator in (">=", "=="))
+    assert floor in requires
