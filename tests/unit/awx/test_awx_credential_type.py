@@ -206,3 +206,44 @@ def test_fake_awx_injection_keeps_jinja_in_kubeconfig_literal(ctype, tmp_path):
     env, _files = awx.inject_credential(ctype["inputs"], ctype["injectors"], {"kubeconfig": text}, str(tmp_path))
     with open(env["K8S_AUTH_KUBECONFIG"]) as fh:
         assert fh.read() == text
+
+
+@pytest.fixture
+def fake_pod_sa_dir(tmp_path):
+    sa_dir = tmp_path / "serviceaccount"
+    sa_dir.mkdir()
+    (sa_dir / "token").write_text("in-cluster-token")
+    return str(sa_dir)
+
+
+def _via(monkeypatch, env):
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+    from ansible_collections.fediverse.mastodon.plugins.module_utils.portforward import via_kubernetes_spec
+
+    for var in list(os.environ):
+        if var.startswith("K8S_AUTH_"):
+            monkeypatch.delenv(var)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    result = ArgumentSpecValidator({"via_kubernetes": via_kubernetes_spec()}).validate(
+        {"via_kubernetes": {"namespace": "social", "service": "social-postgresql"}})
+    assert not result.error_messages, result.error_messages
+    return result.validated_parameters["via_kubernetes"]
+
+
+def test_fake_pod_job_without_kubeconfig_credential_connects_to_services_directly(monkeypatch, fake_pod_sa_dir):
+    from ansible_collections.fediverse.mastodon.plugins.module_utils.portforward import should_connect_directly
+
+    via = _via(monkeypatch, {})
+    assert should_connect_directly(via, environ={"KUBERNETES_SERVICE_HOST": "127.0.0.1"}, sa_dir=fake_pod_sa_dir)
+
+
+def test_fake_pod_job_with_kubeconfig_credential_port_forwards(monkeypatch, injected, fake_pod_sa_dir):
+    from ansible_collections.fediverse.mastodon.plugins.module_utils.portforward import should_connect_directly
+
+    env, dummy_files, dummy_dir = injected
+    via = _via(monkeypatch, env)
+    # the credential names a cluster (maybe another one): the module does not assume it is "here"
+    assert not should_connect_directly(via, environ={"KUBERNETES_SERVICE_HOST": "127.0.0.1"}, sa_dir=fake_pod_sa_dir)
+    # outside any pod it port-forwards too
+    assert not should_connect_directly(via, environ={}, sa_dir=fake_pod_sa_dir)
