@@ -322,9 +322,11 @@ def connect(module, where, dbname=None, autocommit=True, raise_errors=False):
         message = to_native(exc).strip()
         forward_errors = where.errors(wait=2.0)
         extra = (" (port-forward: %s)" % "; ".join(forward_errors)) if forward_errors else ""
+        hint = connection_error_hint(message)
+        if forward_errors:
+            hint = "check via_kubernetes.port and that PostgreSQL listens on that port in the pod"
         module.fail_json(msg="could not connect to PostgreSQL at %s, database %s, as %s: %s%s; %s"
-                         % (where.description, kwargs["dbname"], kwargs.get("user"), message, extra,
-                            connection_error_hint(message)))
+                         % (where.description, kwargs["dbname"], kwargs.get("user"), message, extra, hint))
     conn.autocommit = autocommit
     return conn
 

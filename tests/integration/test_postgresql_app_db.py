@@ -541,7 +541,8 @@ def test_via_kubernetes_errors_name_the_option(kube_ns):
     assert result.get("failed") is True and "via_kubernetes.port" in result["msg"], result
     # the stream opens, but nothing listens behind the pod's port 5999: the kubelet's reason is shown
     result, dummy = run(via_args(name("k8sbad"), name("k8sbad"), kube_ns, pod_selector="app=pg", port=5999))
-    assert result.get("failed") is True and "port-forward" in result["msg"] and "5999" in result["msg"], result
+    assert result.get("failed") is True and "port-forward to pod" in result["msg"] and "port 5999:" in result["msg"], result
+    assert "check via_kubernetes.port" in result["msg"]
     assert nothing_created("k8sbad")
 
 
