@@ -62,10 +62,9 @@ options:
   anonymous_read_prefixes:
     description:
       - Limit anonymous reading to objects whose keys start with one of these prefixes, for
-        example V(media_attachments/). Empty means every object.
+        example V(media_attachments/). Unset or empty means every object. Needs O(anonymous_read).
     type: list
     elements: str
-    default: []
   policy:
     description:
       - A complete bucket policy (a JSON string or a dictionary) that replaces the generated one
@@ -254,7 +253,7 @@ class BucketModule(object):
             return current
         statement = None
         if params["anonymous_read"]:
-            statement = sp.anonymous_read_statement(self.name, params["anonymous_read_prefixes"])
+            statement = sp.anonymous_read_statement(self.name, params["anonymous_read_prefixes"] or [])
         return sp.merge_owned_statement(current, sp.ANONYMOUS_READ_SID, statement)
 
     def present(self):
@@ -409,11 +408,12 @@ def main():
         state=dict(type="str", default="present", choices=["present", "absent"]),
         force=dict(type="bool", default=False),
         anonymous_read=dict(type="bool"),
-        anonymous_read_prefixes=dict(type="list", elements="str", default=[]),
+        anonymous_read_prefixes=dict(type="list", elements="str"),
         policy=dict(type="json"),
     )
     module = AnsibleModule(argument_spec=argument_spec,
                            mutually_exclusive=[("anonymous_read", "policy")],
+                           required_by=dict(anonymous_read_prefixes=["anonymous_read"]),
                            **s3u.S3_MODULE_KWARGS)
     problem = s3u.bucket_name_problem(module.params["name"])
     if problem:

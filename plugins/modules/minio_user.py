@@ -21,7 +21,8 @@ description:
   - O(api) says how users are managed. V(minio) uses MinIO's admin API through the C(minio) Python
     SDK (C(MinioAdmin)) - a user, a canned policy, and the policy attached to the user. V(ceph) uses
     the Ceph RGW Admin Ops API for the user and its key (the user may not create buckets of its own),
-    and RGW's IAM C(PutUserPolicy) on the same endpoint for the policy.
+    and RGW's IAM C(PutUserPolicy) on the same endpoint for the policy. Other S3 keys of a Ceph user
+    (for example after O(user_access_key) changed) are removed.
   - "Keys: the user's access key is O(name) unless O(user_access_key) is given. Without
     O(user_secret_key) a new user gets a strong generated secret key (40 letters and digits). With
     O(store_in) the access key and secret key are written straight into a Kubernetes Secret
@@ -244,7 +245,7 @@ user_secret_key:
   description:
     - The secret key, only when the module generated it and O(store_in) is not used. Use C(no_log) on
       the task.
-  returned: when a key was generated without O(store_in)
+  returned: when a key was generated without O(store_in) (not in check mode)
   type: str
   sample: "<40 characters>"
 created:
@@ -342,6 +343,11 @@ class CephBackend(Backend):
         drift = {}
         if info.get("max_buckets") != -1:
             drift["max_buckets"] = -1
+        # Keys other than the user's access key (left by a change of user_access_key, or added by
+        # hand) are credentials nobody manages: they are removed.
+        stale = sorted(k for k in keys if k != access_key)
+        if stale:
+            drift["stale_keys"] = stale
         return dict(secret=keys.get(access_key), has_key=access_key in keys, drift=drift, info=info)
 
     def policy(self, name, policy_name):
@@ -359,6 +365,9 @@ class CephBackend(Backend):
         self.admin.put_user_policy(name, policy_name, document)
 
     def fix_settings(self, name, drift):
+        drift = dict(drift)
+        for stale in drift.pop("stale_keys", []):
+            self.admin.remove_key(name, stale)
         if drift:
             self.admin.modify_user(name, **drift)
 
@@ -475,7 +484,7 @@ class UserModule(object):
         p = self.module.params
         given = p["user_secret_key"]
         always = p["update_secret"] == "always"
-        exists = user is not None
+        exists = user is not None and user.get("has_key")  # a user without this access key needs a new key
         current = user.get("secret") if exists else None
         if given is not None and (always or not exists):
             return given, "set"
@@ -507,12 +516,13 @@ class UserModule(object):
         need_key = False
         if need_create:
             label = {"stored": "restored", "set": "set"}.get(source, "generated")
+        elif not user.get("has_key"):
+            need_key = True
+            label = {"stored": "restored"}.get(source, source)
         elif secret_key is None or source == "given":
             label = "unchanged"
         else:
-            if not user.get("has_key"):
-                need_key = True
-            elif self.backend.secret_known:
+            if self.backend.secret_known:
                 need_key = user.get("secret") != secret_key
             elif source in ("generated", "rotated"):
                 need_key = True
@@ -528,7 +538,7 @@ class UserModule(object):
                     self.call("set the key of user %s" % self.name, self.backend.set_secret, self.name,
                               self.access_key, secret_key)
         self.result.update(created=need_create, secret=label, user_access_key=self.access_key)
-        if not p["store_in"] and label in ("generated", "rotated"):
+        if not p["store_in"] and label in ("generated", "rotated") and not self.module.check_mode:
             self.result["user_secret_key"] = secret_key
             if not self.module.no_log:
                 self.module.warn("minio_user returns the generated secret key in user_secret_key: set no_log: true on "
@@ -536,6 +546,8 @@ class UserModule(object):
 
         drift = user.get("drift") if user else {}
         if drift:
+            self.diff_before["other_access_keys"] = len(drift.get("stale_keys", []))
+            self.diff_after["other_access_keys"] = 0
             self.result["changed"] = True
             if not self.module.check_mode:
                 self.call("update user %s" % self.name, self.backend.fix_settings, self.name, drift)

@@ -190,6 +190,11 @@ def test_anonymous_read_prefixes(lab, admin, bucket):
     assert res["changed"] is False
 
 
+def test_prefixes_without_anonymous_read_is_an_error(lab, bucket):
+    res, dummy = run(lab, name=bucket, anonymous_read_prefixes=["cache/"])
+    assert res.get("failed") is True and "anonymous_read" in res["msg"], res
+
+
 def test_full_policy_option(lab, admin, bucket):
     policy = {"Version": "2012-10-17", "Statement": [
         {"Sid": "Own", "Effect": "Allow", "Principal": {"AWS": ["*"]}, "Action": ["s3:GetObject"],

@@ -208,6 +208,31 @@ def test_given_key_and_rotation(lab, rgw, buckets, user):
     s3_client(lab, user, res["user_secret_key"]).delete_object(Bucket=media, Key="k1")
 
 
+def test_ceph_access_key_change_removes_the_old_key(lab, rgw, buckets, user):
+    media, dummy_other = buckets
+    secret = "K" * 8 + uuid.uuid4().hex
+    res, dummy = run(lab, name=user, buckets=[media], user_access_key=user + "-a", user_secret_key=secret)
+    assert res["changed"] is True and res["user_access_key"] == user + "-a", res
+    s3_client(lab, user + "-a", secret).put_object(Bucket=media, Key="ak", Body=b"x")
+
+    res, dummy = run(lab, name=user, buckets=[media], user_access_key=user + "-b", user_secret_key=secret, diff=True)
+    assert res["changed"] is True, res
+    assert res["diff"]["before"]["other_access_keys"] == 1 and res["diff"]["after"]["other_access_keys"] == 0
+    assert sorted(s3_keys(rgw.get_user(user))) == [user + "-b"]
+    s3_client(lab, user + "-b", secret).delete_object(Bucket=media, Key="ak")
+    with pytest.raises(ClientError) as err:
+        s3_client(lab, user + "-a", secret).list_objects_v2(Bucket=media)
+    assert err.value.response["Error"]["Code"] == "InvalidAccessKeyId"
+    res, dummy = run(lab, name=user, buckets=[media], user_access_key=user + "-b", user_secret_key=secret)
+    assert res["changed"] is False, res
+
+
+def test_check_mode_returns_no_key(lab, rgw, buckets, user):
+    media, dummy_other = buckets
+    res, dummy = run(lab, name=user, buckets=[media], check=True)
+    assert res["changed"] is True and "user_secret_key" not in res, res
+
+
 def test_user_absent(lab, rgw, buckets, user):
     media, dummy_other = buckets
     run(lab, name=user, buckets=[media])
