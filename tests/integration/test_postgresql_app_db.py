@@ -372,13 +372,14 @@ def test_existing_database_with_other_encoding_is_refused():
     assert not role_exists(role)
 
 
-def test_admin_lacking_createrole_is_told_so():
-    weak, weak_pw = name("weakadmin"), "w-" + uuid.uuid4().hex
-    q(sql.SQL("CREATE ROLE {} LOGIN CREATEDB PASSWORD {}").format(sql.Identifier(weak), sql.Literal(weak_pw)))
-    db = role = name("byweak")
+@pytest.mark.parametrize("has,lacks", [("CREATEDB", "CREATEROLE"), ("CREATEROLE", "CREATEDB")])
+def test_admin_lacking_createrole_or_createdb_is_told_so(has, lacks):
+    weak, weak_pw = name("weak" + lacks.lower()), "w-" + uuid.uuid4().hex
+    q(sql.SQL("CREATE ROLE {} LOGIN " + has + " PASSWORD {}").format(sql.Identifier(weak), sql.Literal(weak_pw)))
+    db = role = name("by" + lacks.lower())
     result, dummy = run(args(db, role, login_user=weak, login_password=weak_pw))
-    assert result.get("failed") is True and "CREATEROLE" in result["msg"] and weak in result["msg"], result
-    assert nothing_created("byweak")
+    assert result.get("failed") is True and lacks in result["msg"] and weak in result["msg"], result
+    assert nothing_created("by" + lacks.lower())
 
 
 def test_non_superuser_admin_with_createrole_and_createdb_works():
