@@ -111,7 +111,9 @@ class CephAdmin(object):
         try:
             return self._admin("GET", "user", {"uid": uid})
         except CephAdminError as exc:
-            if exc.status == 404 or exc.code == "NoSuchUser":
+            # Only RGW's own answer means "no such user": a bare 404 (another S3 server, where
+            # /admin is just a bucket name) must stop us before anything is written there.
+            if exc.code == "NoSuchUser":
                 return None
             raise
 
@@ -143,7 +145,7 @@ class CephAdmin(object):
         try:
             content = self._iam("GetUserPolicy", {"UserName": uid, "PolicyName": policy_name})
         except CephAdminError as exc:
-            if exc.status == 404 or exc.code == "NoSuchEntity":
+            if exc.code == "NoSuchEntity":
                 return None
             raise
         return _xml_text(content, "PolicyDocument")
@@ -155,7 +157,7 @@ class CephAdmin(object):
         try:
             self._iam("DeleteUserPolicy", {"UserName": uid, "PolicyName": policy_name})
         except CephAdminError as exc:
-            if exc.status == 404 or exc.code == "NoSuchEntity":
+            if exc.code == "NoSuchEntity":
                 return False
             raise
         return True
