@@ -111,14 +111,21 @@ with open(sys.argv[2]) as fh:
 missing, extra = sorted(built - got), sorted(got - built)
 # Files git ignores (caches, build output) end up in a tarball built from a used work tree only;
 # they are build_ignore's business, not the image's.
-if missing:
-    proc = subprocess.run(["git", "-C", sys.argv[3], "check-ignore", "--stdin"], input="\n".join(missing),
+# (Caches written while this runs, e.g. by a linter, can also differ between the two sides.)
+def git_ignored(paths):
+    if not paths:
+        return set()
+    proc = subprocess.run(["git", "-C", sys.argv[3], "check-ignore", "--stdin"], input="\n".join(paths),
                           capture_output=True, text=True, check=False)
-    ignored = set(proc.stdout.split())
-    if ignored:
-        print("ee-context: warning: git-ignored files in the collection tarball (add them to build_ignore): %s"
-              % ", ".join(sorted(ignored)[:10]), file=sys.stderr)
-    missing = [m for m in missing if m not in ignored]
+    return set(proc.stdout.split())
+
+
+ignored = git_ignored(missing)
+if ignored:
+    print("ee-context: warning: git-ignored files in the collection tarball (add them to build_ignore): %s"
+          % ", ".join(sorted(ignored)[:10]), file=sys.stderr)
+missing = [m for m in missing if m not in ignored]
+extra = [e for e in extra if e not in git_ignored(extra)]
 if missing:
     print("ee-context: in the collection tarball but not in the image: %s" % ", ".join(missing[:20]), file=sys.stderr)
 if extra:
