@@ -125,6 +125,7 @@ options:
     description:
       - With O(state=absent), also drop O(database) (connections to it are terminated). Its data is
         lost.
+      - Only a database owned by O(role) or by O(login_user) is dropped; another owner is an error.
     type: bool
     default: false
 requirements:
@@ -668,6 +669,9 @@ def absent(app, module):
     before = dict(role=role_state(observed_role, role), database=database_state(observed_db, dbname))
     after = dict(role=dict(name=role, exists=False), database=dict(before["database"]))
     drop_db = observed_db is not None and p["drop_database"]
+    if drop_db and observed_db["owner"] not in (role, admin["name"]):
+        app.fail("database %s is owned by %s, not by role %s (or login_user): refusing to drop another application's "
+                 "database; drop it yourself, or set drop_database=false" % (dbname, observed_db["owner"], role))
     if observed_role is not None and not (admin["superuser"] or admin["createrole"]):
         app.fail("login_user %s lacks CREATEROLE, which dropping role %s needs; grant it or connect as a superuser"
                  % (admin["name"], role))

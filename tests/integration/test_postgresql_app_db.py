@@ -291,6 +291,15 @@ def test_absent_keeps_data_unless_drop_database():
     assert run(dict(a, state="absent", drop_database=True))[0].get("changed") is False
 
 
+def test_absent_refuses_to_drop_another_roles_database():
+    db, role, owner = name("foreign"), name("foreignr"), name("foreigno")
+    q(sql.SQL("CREATE ROLE {}").format(sql.Identifier(owner)))
+    q(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(db), sql.Identifier(owner)))
+    result, dummy = run(dict(args(db, role), state="absent", drop_database=True))
+    assert result.get("failed") is True and "refusing to drop" in result["msg"] and owner in result["msg"], result
+    assert db_exists(db)
+
+
 # 6. bad input --------------------------------------------------------------------------------
 
 HOSTILE = 'x"; DROP DATABASE postgres; --'
