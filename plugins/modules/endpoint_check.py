@@ -148,7 +148,6 @@ options:
             description: Access key id.
             type: str
             required: true
-            no_log: false
           secret_key:
             description: Secret access key.
             type: str

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: fediverse.mastodon contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Print, as JSON, the mutating API requests that touched a namespace since a time.
