@@ -469,6 +469,80 @@ def test_passwords_never_appear_at_vvv():
     assert verifier.split("$")[2] not in text, "not even the SCRAM verifier"
 
 
+class _WireTap(object):
+    """A TCP relay on 127.0.0.1 in front of the lab PostgreSQL that keeps every byte clients send."""
+
+    def __init__(self):
+        self.sent = bytearray()
+        self.lock = threading.Lock()
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(8)
+        self.port = self.srv.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, dummy = self.srv.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection((LAB["HOST"], int(LAB["PORT"])))
+            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+
+    def _pump(self, src, dst, record):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if record:
+                    with self.lock:
+                        self.sent.extend(data)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.srv.close()
+
+
+def test_plaintext_password_never_reaches_the_server():
+    """Everything the module sends to PostgreSQL (TLS off) is captured: only the SCRAM verifier goes out."""
+    db = role = name("wire")
+    first, second = "wire1-" + uuid.uuid4().hex, "wire2-" + uuid.uuid4().hex
+    tap = _WireTap()
+    try:
+        for password in (first, second, second):
+            result, dummy = run(args(db, role, password=password, login_port=tap.port, ssl_mode="disable"))
+            assert not result.get("failed"), result
+    finally:
+        tap.close()
+    assert b"CREATE ROLE" in tap.sent and b"SCRAM-SHA-256$4096:" in tap.sent, "the tap saw the statements"
+    for secret in (first, second, LAB["PASSWORD"]):
+        assert secret.encode() not in tap.sent
+    assert can_login(role, second, db)
+
+
+def test_login_unix_socket():
+    socket_dir = q("SHOW unix_socket_directories")[0][0].split(",")[0].strip()
+    if not os.path.isdir(socket_dir):
+        pytest.skip("the server's socket directory %s is not on this host" % socket_dir)
+    db = role = name("sock")
+    a = args(db, role, login_unix_socket=socket_dir)
+    a.pop("login_host")
+    result, dummy = run(a)
+    assert result.get("changed") is True and not result.get("failed"), result
+    assert can_login(role, a["password"], db)
+
+
 # via_kubernetes: the lab's kube-apiserver, kwok port-forward -> real PostgreSQL ----------------
 
 KUBECONFIG = os.environ.get("KUBECONFIG")
