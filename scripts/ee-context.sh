@@ -15,8 +15,9 @@
 #   4. _build/requirements.yml installs our collection from the copied checkout, and that copy,
 #      installed offline with ansible-galaxy, has exactly the files of `ansible-galaxy collection
 #      build` of this checkout (so no file of the collection is left out of the image).
-#   5. ansible-builder's own introspection of the installed copy finds every package of
-#      requirements.txt and bindep.txt (through meta/execution-environment.yml).
+#   5. The context's own introspect.py, run as the builder stage runs it on the installed copy,
+#      attributes every package of requirements.txt and bindep.txt to the collection
+#      (through meta/execution-environment.yml).
 # Building the image needs podman or docker:  ansible-builder build -f execution-environment.yml -t TAG
 set -euo pipefail
 
@@ -135,34 +136,40 @@ EOF
 count="$("$python" -c 'import json,sys; print(sum(1 for f in json.load(open(sys.argv[1]))["files"] if f["ftype"] == "file"))' "$installed/FILES.json")"
 ok "the galaxy stage installs fediverse.mastodon: $count files, the same as ansible-galaxy collection build"
 
-# 5. ansible-builder's introspection of the installed collection finds our requirements
-"$builder" introspect --sanitize "$work/installed" >"$work/introspect.yml" 2>"$work/introspect.err" \
-  || { cat "$work/introspect.err" >&2; fail "ansible-builder introspect failed"; }
-"$python" - "$work/introspect.yml" requirements.txt bindep.txt <<'EOF' || fail "introspection of the installed collection misses requirements (check meta/execution-environment.yml)"
-import re, sys, yaml
+# 5. the builder stage's own introspect.py (from the context), with the Containerfile's arguments,
+#    on the installed copy: every requirement must come from the collection itself (its
+#    meta/execution-environment.yml), and the files it writes are what assemble/bindep install.
+"$python" "$ctx/_build/scripts/introspect.py" introspect "$work/installed" \
+  --user-pip="$ctx/_build/requirements.txt" --user-bindep="$ctx/_build/bindep.txt" \
+  --write-pip="$work/pip.txt" --write-bindep="$work/bindep.txt" >"$work/introspect.log" 2>&1 \
+  || { cat "$work/introspect.log" >&2; fail "_build/scripts/introspect.py failed"; }
+"$python" - "$work/pip.txt" "$work/bindep.txt" requirements.txt bindep.txt <<'EOF' || fail "introspection of the installed collection misses requirements (check meta/execution-environment.yml)"
+import re, sys
 try:  # packages ansible-builder drops on purpose (ansible-core and what it brings: PyYAML, ...)
     from ansible_builder._target_scripts.introspect import EXCLUDE_REQUIREMENTS
 except ImportError:
     EXCLUDE_REQUIREMENTS = frozenset(("ansible", "ansible-base", "ansible-core", "yaml", "pyyaml", "json"))
-data = yaml.safe_load(open(sys.argv[1])) or {}
-python = " ".join(data.get("python") or []).lower()
-system = " ".join(data.get("system") or []).lower()
+MARK = "# from collection fediverse.mastodon"
+
+
+def from_collection(path):
+    return [line.split("#", 1)[0].strip().lower() for line in open(path) if line.rstrip().endswith(MARK)]
+
+
+python = [re.split(r"[<>=!~;\[ ]", x, 1)[0].replace("_", "-") for x in from_collection(sys.argv[1])]
+system = [x.split()[0] for x in from_collection(sys.argv[2]) if x]
 missing = []
-for line in open(sys.argv[2]):
+for line in open(sys.argv[3]):
     line = line.split("#", 1)[0].strip()
     if not line or line.startswith("-"):
         continue
     name = re.split(r"[<>=!~;\[ ]", line, 1)[0].lower().replace("_", "-")
-    if name in EXCLUDE_REQUIREMENTS:
-        continue
-    if name not in python.replace("_", "-"):
+    if name not in EXCLUDE_REQUIREMENTS and name not in python:
         missing.append("python:" + name)
-for line in open(sys.argv[3]):
+for line in open(sys.argv[4]):
     line = line.split("#", 1)[0].strip()
-    if line:
-        name = line.split()[0].lower()
-        if name not in system:
-            missing.append("system:" + name)
+    if line and line.split()[0].lower() not in system:
+        missing.append("system:" + line.split()[0])
 if missing:
     print("ee-context: not found by introspection: %s" % ", ".join(missing), file=sys.stderr)
     sys.exit(1)
