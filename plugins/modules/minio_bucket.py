@@ -71,6 +71,43 @@ options:
         and every other statement. For experts; mutually exclusive with O(anonymous_read).
       - An empty Statement list removes the bucket policy.
     type: json
+  versioning:
+    description:
+      - V(true) enables object versioning, V(false) suspends it (S3 cannot switch it off once it was
+        on). Leave it unset to keep the bucket's setting. Mastodon does not need versioning; it
+        keeps deleted media recoverable at the price of storage.
+    type: bool
+  cors:
+    description:
+      - The bucket's CORS rules, in order (the first matching rule wins). An empty list removes
+        them; leave it unset to keep the bucket's rules.
+      - Mastodon's web interface loads media with plain C(<img>) and C(<video>) tags, which need no
+        CORS. Browsers need CORS only for scripts that fetch media from another origin.
+    type: list
+    elements: dict
+    suboptions:
+      allowed_origins:
+        description: Origins allowed, for example V(https://social.example.org), or V(*).
+        type: list
+        elements: str
+        required: true
+      allowed_methods:
+        description: HTTP methods allowed.
+        type: list
+        elements: str
+        required: true
+        choices: [GET, HEAD, PUT, POST, DELETE]
+      allowed_headers:
+        description: Request headers allowed in a preflight request.
+        type: list
+        elements: str
+      expose_headers:
+        description: Response headers the browser may show to the script.
+        type: list
+        elements: str
+      max_age_seconds:
+        description: How long the browser may cache the preflight answer.
+        type: int
 attributes:
   platform:
     support: full
@@ -164,6 +201,17 @@ policy:
         Principal: {AWS: ["*"]}
         Action: ["s3:GetObject"]
         Resource: ["arn:aws:s3:::social-media/*"]
+versioning:
+  description: The bucket's versioning status after the run (V(Enabled), V(Suspended), or V(null) when never enabled).
+  returned: when O(state=present) and O(versioning) is set
+  type: str
+  sample: Enabled
+cors:
+  description: The bucket's CORS rules after the run, in S3's form.
+  returned: when O(state=present) and O(cors) is set
+  type: list
+  elements: dict
+  sample: [{AllowedOrigins: ["https://social.example.org"], AllowedMethods: [GET, HEAD], MaxAgeSeconds: 3000}]
 anonymous:
   description: What the bucket policy lets anonymous visitors do (a coarse reading that ignores conditions).
   returned: when O(state=present)
@@ -281,9 +329,64 @@ class BucketModule(object):
                                 sp.ANONYMOUS_READ_SID))
         if params["anonymous_read"] and not get:
             self.module.warn("anonymous_read is true, but another statement of the bucket policy denies it.")
+        before_state = dict(name=self.name, exists=existed, policy=sp.display_policy(current))
+        after_state = dict(name=self.name, exists=True, policy=sp.display_policy(desired))
+        if params["versioning"] is not None:
+            self.sync_versioning(existed, before_state, after_state)
+        if params["cors"] is not None:
+            self.sync_cors(existed, before_state, after_state)
         if self.module._diff:
-            self.result["diff"] = dict(before=dict(name=self.name, exists=existed, policy=sp.display_policy(current)),
-                                       after=dict(name=self.name, exists=True, policy=sp.display_policy(desired)))
+            self.result["diff"] = dict(before=before_state, after=after_state)
+
+    def sync_versioning(self, existed, before_state, after_state):
+        status = None
+        if existed:
+            try:
+                status = self.client.get_bucket_versioning(Bucket=self.name).get("Status")
+            except Exception as exc:  # pylint: disable=broad-except
+                self.fail(exc, "read the versioning of bucket %s" % self.name)
+        wanted = "Enabled" if self.module.params["versioning"] else ("Suspended" if status else None)
+        before_state["versioning"], after_state["versioning"] = status, wanted
+        self.result["versioning"] = wanted
+        if status == wanted:
+            return
+        self.result["changed"] = True
+        if self.module.check_mode:
+            return
+        try:
+            self.client.put_bucket_versioning(Bucket=self.name, VersioningConfiguration={"Status": wanted})
+        except Exception as exc:  # pylint: disable=broad-except
+            self.fail(exc, "set the versioning of bucket %s" % self.name)
+
+    def sync_cors(self, existed, before_state, after_state):
+        current = []
+        if existed:
+            try:
+                current = self.client.get_bucket_cors(Bucket=self.name).get("CORSRules") or []
+            except s3u.ClientError as exc:
+                if s3u.error_code(exc) != "NoSuchCORSConfiguration":
+                    self.fail(exc, "read the CORS rules of bucket %s" % self.name)
+            except Exception as exc:  # pylint: disable=broad-except
+                self.fail(exc, "read the CORS rules of bucket %s" % self.name)
+        current = [cors_rule(r) for r in current]
+        wanted = [cors_rule(dict(AllowedOrigins=r["allowed_origins"], AllowedMethods=r["allowed_methods"],
+                                 AllowedHeaders=r.get("allowed_headers"), ExposeHeaders=r.get("expose_headers"),
+                                 MaxAgeSeconds=r.get("max_age_seconds")))
+                  for r in self.module.params["cors"]]
+        before_state["cors"], after_state["cors"] = current, wanted
+        self.result["cors"] = wanted
+        if current == wanted:
+            return
+        self.result["changed"] = True
+        if self.module.check_mode:
+            return
+        try:
+            if wanted:
+                self.client.put_bucket_cors(Bucket=self.name, CORSConfiguration={"CORSRules": wanted})
+            else:
+                self.client.delete_bucket_cors(Bucket=self.name)
+        except Exception as exc:  # pylint: disable=broad-except
+            self.fail(exc, "write the CORS rules of bucket %s" % self.name)
 
     def create(self):
         kwargs = dict(Bucket=self.name)
@@ -402,6 +505,18 @@ class BucketModule(object):
                                   % (self.name, example), **self.result)
 
 
+def cors_rule(rule):
+    """A CORS rule in S3's form with sorted lists and no empty fields (server-added IDs dropped)."""
+    out = {}
+    for key in ("AllowedOrigins", "AllowedMethods", "AllowedHeaders", "ExposeHeaders"):
+        values = rule.get(key) or []
+        if values:
+            out[key] = sorted(set(values))
+    if rule.get("MaxAgeSeconds") is not None:
+        out["MaxAgeSeconds"] = int(rule["MaxAgeSeconds"])
+    return out
+
+
 def main():
     argument_spec = s3u.s3_argument_spec(
         name=dict(type="str", required=True, aliases=["bucket"]),
@@ -410,6 +525,15 @@ def main():
         anonymous_read=dict(type="bool"),
         anonymous_read_prefixes=dict(type="list", elements="str"),
         policy=dict(type="json"),
+        versioning=dict(type="bool"),
+        cors=dict(type="list", elements="dict", options=dict(
+            allowed_origins=dict(type="list", elements="str", required=True),
+            allowed_methods=dict(type="list", elements="str", required=True,
+                                 choices=["GET", "HEAD", "PUT", "POST", "DELETE"]),
+            allowed_headers=dict(type="list", elements="str"),
+            expose_headers=dict(type="list", elements="str"),
+            max_age_seconds=dict(type="int"),
+        )),
     )
     module = AnsibleModule(argument_spec=argument_spec,
                            mutually_exclusive=[("anonymous_read", "policy")],

@@ -270,3 +270,55 @@ def test_invalid_bucket_name_is_a_clear_error(lab, name):
     res, dummy = run(lab, name=name)
     assert res.get("failed") is True, res
     assert "not a valid S3 bucket name" in res["msg"] and "Fix name" in res["msg"], res["msg"]
+
+
+def test_versioning_enable_suspend_and_force_delete_of_versions(lab, admin, bucket):
+    res, dummy = run(lab, name=bucket, versioning=True, diff=True)
+    assert res["changed"] is True and res["versioning"] == "Enabled", res
+    assert admin.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    admin.put_object(Bucket=bucket, Key="media_attachments/v.png", Body=b"one")
+    admin.put_object(Bucket=bucket, Key="media_attachments/v.png", Body=b"two")
+    admin.delete_object(Bucket=bucket, Key="media_attachments/v.png")  # leaves versions and a delete marker
+    listing = admin.list_object_versions(Bucket=bucket)
+    assert len(listing.get("Versions", [])) == 2 and len(listing.get("DeleteMarkers", [])) == 1
+    res, dummy = run(lab, name=bucket, versioning=True)
+    assert res["changed"] is False, res
+
+    res, dummy = run(lab, name=bucket, versioning=False)
+    assert res["changed"] is True and res["versioning"] == "Suspended", res
+    assert admin.get_bucket_versioning(Bucket=bucket)["Status"] == "Suspended"
+    res, dummy = run(lab, name=bucket, versioning=False)
+    assert res["changed"] is False, res
+
+    # The bucket looks empty to ListObjects, but old versions are data: refused without force.
+    res, dummy = run(lab, name=bucket, state="absent")
+    assert res.get("failed") is True and "not empty" in res["msg"], res
+    res, dummy = run(lab, name=bucket, state="absent", force=True)
+    assert res["changed"] is True and res["deleted_objects"] == 3, res
+    assert not bucket_exists(admin, bucket)
+
+
+def _preflight(lab, bucket, origin):
+    return requests.options("%s/%s/media_attachments/a.png" % (lab["endpoint"], bucket), timeout=10,
+                            headers={"Origin": origin, "Access-Control-Request-Method": "GET"})
+
+
+def test_cors_rules_are_applied_and_compared(lab, admin, bucket):
+    rules = [{"allowed_origins": ["https://social.example.org"], "allowed_methods": ["HEAD", "GET"],
+              "max_age_seconds": 3000}]
+    res, dummy = run(lab, name=bucket, cors=rules, diff=True)
+    assert res["changed"] is True, res
+    assert res["diff"]["before"]["cors"] == [] and res["diff"]["after"]["cors"][0]["AllowedMethods"] == ["GET", "HEAD"]
+    answer = _preflight(lab, bucket, "https://social.example.org")
+    assert answer.status_code == 200, answer.text
+    assert answer.headers.get("Access-Control-Allow-Origin") == "https://social.example.org"
+    assert _preflight(lab, bucket, "https://evil.example.com").headers.get("Access-Control-Allow-Origin") is None
+
+    res, dummy = run(lab, name=bucket, cors=[dict(rules[0], allowed_methods=["GET", "HEAD", "GET"])])
+    assert res["changed"] is False, res
+
+    res, dummy = run(lab, name=bucket, cors=[])
+    assert res["changed"] is True, res
+    assert _preflight(lab, bucket, "https://social.example.org").headers.get("Access-Control-Allow-Origin") is None
+    res, dummy = run(lab, name=bucket, cors=[])
+    assert res["changed"] is False, res
