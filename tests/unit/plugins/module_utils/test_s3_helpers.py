@@ -44,8 +44,8 @@ def test_xml_code_survives_rgw_malformed_error_documents():
 
 
 def test_s3_keys_of_user_info():
-    info = {"keys": [{"user": "u", "access_key": "A", "secret_key": "S"}, {"user": "u", "access_key": "B",
-                                                                          "secret_key": "T"}]}
+    info = {"keys": [{"user": "u", "access_key": "A", "secret_key": "S"},
+                     {"user": "u", "access_key": "B", "secret_key": "T"}]}
     assert ceph_admin.s3_keys(info) == {"A": "S", "B": "T"}
     assert ceph_admin.s3_keys(None) == {}
 
