@@ -59,7 +59,7 @@ bench: venv
 	@bash bench/run.sh
 
 ee-context: venv
-	@bash scripts/ee-context.sh
+	@bash scripts/ee-context.sh .cache/ee-context
 
 lab-up: venv
 	@bash tests/lab/lab.sh up

@@ -27,7 +27,7 @@ gate units pytest -q tests/unit
 gate sanity bash scripts/sanity.sh
 gate build make -s build
 gate galaxy-importer make -s importer
-[ -x scripts/ee-context.sh ] && gate ee-context bash scripts/ee-context.sh
+[ -x scripts/ee-context.sh ] && gate ee-context bash scripts/ee-context.sh .cache/ee-context
 
 if bash tests/lab/lab.sh status >/dev/null 2>&1; then :; else started_lab=1; fi
 gate lab-up bash tests/lab/lab.sh up
