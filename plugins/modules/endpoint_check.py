@@ -23,7 +23,7 @@ description:
     needed.
   - C(s3) lists at most one key of the bucket with boto3. A missing bucket is created when
     C(create_bucket=true) (never in check mode, and only when no other section found a
-    problem); otherwise it is a problem.
+    problem, and O(allow_changes=true)); otherwise it is a problem.
   - C(smtp) connects, sends C(EHLO), upgrades with C(STARTTLS) or uses implicit TLS as
     configured, and authenticates when a user is given. It never sends mail.
   - "Each problem is one line that starts with the name of the variable to fix, taken from the
@@ -236,6 +236,13 @@ options:
             description: Option name -> variable name for the messages, as for O(checks.postgresql.variables).
             type: dict
             default: {}
+  allow_changes:
+    description:
+      - V(false) creates nothing, even when O(checks.s3.create_bucket=true) and every section
+        passed; the missing bucket is then reported as C(create_deferred), not as a problem. A
+        caller that found problems of its own passes V(false).
+    type: bool
+    default: true
   fail_on_problem:
     description:
       - Fail when any problem is found, with all of them in C(msg) and RV(problems).
@@ -391,6 +398,7 @@ ARGUMENT_SPEC = dict(
             variables=dict(type="dict", default={}),
         )),
     )),
+    allow_changes=dict(type="bool", default=True),
     fail_on_problem=dict(type="bool", default=True),
 )
 
@@ -406,10 +414,11 @@ def default_runners(check_mode):
     )
 
 
-def run_checks(checks, check_mode=False, runners=None):
+def run_checks(checks, check_mode=False, runners=None, allow_changes=True):
     """Run every given section in parallel. Returns (results, problems), problems in section order.
 
-    A missing bucket is created only after every section passed (a second S3 call).
+    A missing bucket is created only after every section passed (a second S3 call), and only
+    when ``allow_changes``.
     """
     run = default_runners(check_mode)
     run.update(runners or {})
@@ -433,7 +442,7 @@ def run_checks(checks, check_mode=False, runners=None):
     problems = []
     for section in sections:
         problems.extend(outcome[section][1])
-    if results.get("s3", {}).get("create_deferred") and not problems:
+    if results.get("s3", {}).get("create_deferred") and not problems and allow_changes:
         results["s3"], s3_problems = run["s3_create"](checks["s3"])
         problems.extend(s3_problems)
     return results, problems
@@ -449,7 +458,7 @@ def main():
     if checks.get("s3") and not s3u.HAS_BOTO3:
         module.fail_json(msg=missing_required_lib("boto3") + " (needed for checks.s3)")
 
-    results, problems = run_checks(checks, check_mode=module.check_mode)
+    results, problems = run_checks(checks, check_mode=module.check_mode, allow_changes=module.params["allow_changes"])
     s3_result = results.get("s3") or {}
     changed = bool(s3_result.get("created") or s3_result.get("would_create"))
     out = dict(changed=changed, problems=problems, services=results)

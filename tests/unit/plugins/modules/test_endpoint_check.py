@@ -192,3 +192,9 @@ def test_module_rejects_a_section_without_its_required_options(capsys):
             endpoint_check.main()
     out = json.loads(capsys.readouterr().out)
     assert out["failed"] and "host" in out["msg"]
+
+
+def test_fake_run_checks_creates_nothing_when_changes_are_not_allowed():
+    calls = []
+    results, problems = endpoint_check.run_checks(dict(s3={"x": 1}), runners=fake_runners(calls), allow_changes=False)
+    assert problems == [] and calls == ["s3"] and results["s3"]["create_deferred"]
