@@ -184,3 +184,29 @@ def test_role_check_mode_at_vvv_creates_nothing_and_leaks_no_secret():
     output = proc.stdout + proc.stderr
     for what, value in secrets.items():
         assert value not in output, "the %s secret leaked into the -vvv output" % what
+
+
+def test_role_reads_external_credentials_from_the_secrets_the_roles_name():
+    """No preflight_* credentials: PostgreSQL's comes from its Secret; S3's Secret is missing, which is one problem."""
+    namespace = "pf-" + uuid.uuid4().hex[:8]
+    kubectl("create", "namespace", namespace)
+    try:
+        kubectl("create", "secret", "generic", namespace + "-postgresql-external", "-n", namespace,
+                "--from-literal=postgres-password=" + os.environ["LAB_PG_PASSWORD"])
+        play = role_play(dict(
+            mastodon_instance=namespace,
+            postgresql_mode="external", postgresql_external_host=os.environ["LAB_PG_HOST"],
+            postgresql_external_port=int(os.environ["LAB_PG_PORT"]), postgresql_external_admin_user=os.environ["LAB_PG_USER"],
+            minio_mode="external", minio_external_endpoint=os.environ["LAB_S3_ENDPOINT"]))
+        proc = run_playbook([play], env=ENV, callback="json")
+        assert proc.returncode == 0, proc.stdout[-3000:]
+        outcome = outcomes(proc)[0]
+        assert outcome["report"]["endpoints"]["postgresql"]["ok"] is True
+        assert "s3" not in outcome["report"]["endpoints"]
+        assert outcome["problems"] == [
+            "minio_external_admin_secret (Secret %s/%s-s3-external, key %s): cannot read it (it is not there), so s3 was not "
+            "checked; create that Secret, or set preflight_s3_%s in the vault" % (namespace, namespace, key, option)
+            for key, option in (("access-key", "access_key"), ("secret-key", "secret_key"))]
+        assert os.environ["LAB_PG_PASSWORD"] not in proc.stdout + proc.stderr
+    finally:
+        kubectl("delete", "namespace", namespace, "--wait=false", check=False)
