@@ -67,6 +67,8 @@ VIA_KUBERNETES_OPTIONS = dict(
     request_timeout=dict(type="int", default=30),
 )
 VIA_KUBERNETES_OPTIONS.update(copy.deepcopy(K8S_AUTH_ARG_SPEC))
+# A kubeconfig given inline as a dictionary carries tokens and keys: keep it out of every log.
+VIA_KUBERNETES_OPTIONS["kubeconfig"]["no_log"] = True
 
 VIA_KUBERNETES_SPEC = dict(
     type="dict",

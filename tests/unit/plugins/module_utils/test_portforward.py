@@ -134,8 +134,9 @@ def test_spec_kubeconfig_falls_back_to_k8s_auth_env(monkeypatch):
     assert params["context"] == "lab"
 
 
-def test_spec_api_key_is_no_log():
+def test_spec_secrets_are_no_log():
     assert pf.VIA_KUBERNETES_SPEC["options"]["api_key"]["no_log"] is True
+    assert pf.VIA_KUBERNETES_SPEC["options"]["kubeconfig"]["no_log"] is True
 
 
 # ---- pod and port resolution ------------------------------------------------------------------
