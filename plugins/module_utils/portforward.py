@@ -389,7 +389,11 @@ def find_target(core_api, via, default_port=None):
         if not selector:
             raise PortForwardError("service %s in namespace %s has no pod selector; use via_kubernetes.pod_selector "
                                    "instead" % (name, namespace))
-        dummy, target = service_target_port(service, port)
+        wanted = via.get("port")
+        if wanted is None:
+            # a single-port service needs no port; otherwise the module's usual port picks one
+            wanted = None if len(service.spec.ports or []) == 1 else default_port
+        dummy, target = service_target_port(service, wanted)
         what = "service %s/%s" % (namespace, name)
     else:
         selector = via["pod_selector"]

@@ -602,6 +602,10 @@ def test_via_kubernetes_service_named_target_port(kube_ns):
     assert result.get("changed") is True and not result.get("failed"), (result, proc.stderr[-2000:])
     assert role_exists(role) and db_exists(db) and can_login(role, a["password"], db)
     assert run(a)[0].get("changed") is False
+    # the service has a single port (15999): no port needed, not even the PostgreSQL default
+    no_port = dict(a, via_kubernetes=dict(namespace=kube_ns, kubeconfig=KUBECONFIG, service="pg"))
+    again, dummy = run(no_port)
+    assert again.get("changed") is False and not again.get("failed"), again
     assert not [p for p in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout.splitlines()
                 if "kubectl" in p and "port-forward" in p], "no kubectl port-forward process"
 

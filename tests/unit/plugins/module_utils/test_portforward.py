@@ -167,6 +167,39 @@ def test_service_target_port_errors_name_the_option():
         pf.service_target_port(_service([(1, 1, "a"), (2, 2, "b")]), None)
 
 
+class _FakeCoreApi(object):
+    """Answers the two reads find_target makes, from in-memory objects (fake API)."""
+
+    def __init__(self, service, pods):
+        self.service, self.pods = service, pods
+
+    def read_namespaced_service(self, name, namespace, **kwargs):
+        return self.service
+
+    def list_namespaced_pod(self, namespace, label_selector=None, **kwargs):
+        assert label_selector == "app=pg"
+        return k8s.V1PodList(items=self.pods)
+
+
+def test_find_target_fake_api_single_port_service_needs_no_port():
+    api = _FakeCoreApi(_service([(15999, "postgres", "sql")]), [_pod("pg-0", ports={"postgres": 5432})])
+    pod, port, what = pf.find_target(api, {"namespace": "ns", "service": "pg"}, default_port=5432)
+    assert (pod.metadata.name, port, what) == ("pg-0", 5432, "service ns/pg")
+
+
+def test_find_target_fake_api_multi_port_service_uses_default_port():
+    api = _FakeCoreApi(_service([(9000, 9000, "api"), (5432, 6432, "sql")]), [_pod("pg-0")])
+    assert pf.find_target(api, {"namespace": "ns", "service": "pg"}, default_port=5432)[1] == 6432
+    with pytest.raises(pf.PortForwardError, match="several ports"):
+        pf.find_target(api, {"namespace": "ns", "service": "pg"})
+
+
+def test_find_target_fake_api_no_ready_pod():
+    api = _FakeCoreApi(_service([(5432, 5432, "sql")]), [_pod("pg-0", ready=False)])
+    with pytest.raises(pf.PortForwardError, match="no Running and Ready pod"):
+        pf.find_target(api, {"namespace": "ns", "service": "pg"}, default_port=5432)
+
+
 def test_resolve_named_container_port():
     pod = _pod("p", ports={"postgres": 5432})
     assert pf.resolve_container_port(pod, "postgres") == 5432
