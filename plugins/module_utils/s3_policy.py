@@ -190,8 +190,21 @@ def normalize_policy(policy, fold_case=True):
     }
 
 
-def policies_equal(left, right):
-    return normalize_policy(left) == normalize_policy(right)
+def policies_equal(left, right, ignore_sid=False):
+    """Whether two policies grant the same. ``ignore_sid`` for documents we own whole (user
+    policies), where a server that drops or renames statement ids must not cause a rewrite."""
+    a, b = normalize_policy(left), normalize_policy(right)
+    if ignore_sid:
+        a, b = _without_sids(a), _without_sids(b)
+    return a == b
+
+
+def _without_sids(norm):
+    if norm is None:
+        return None
+    statements = [dict((k, v) for k, v in st.items() if k != "Sid") for st in norm["Statement"]]
+    unique = dict((_sort_key(st), st) for st in statements)
+    return {"Version": norm["Version"], "Statement": [unique[k] for k in sorted(unique)]}
 
 
 def display_policy(policy):

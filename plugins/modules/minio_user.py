@@ -568,7 +568,7 @@ class UserModule(object):
         if self.module.params["api"] == "minio":
             self.diff_before["policy_attached"] = attached
             self.diff_after["policy_attached"] = True
-        differs = not sp.policies_equal(current, desired)
+        differs = not sp.policies_equal(current, desired, ignore_sid=True)
         if differs or not attached:
             self.result["changed"] = True
             if not self.module.check_mode:

@@ -131,3 +131,14 @@ def test_valid_bucket_names(name):
                                   "192.168.1.1", "xn--media", "media-s3alias", "me dia"])
 def test_invalid_bucket_names(name):
     assert bucket_name_problem(name)
+
+
+def test_user_policy_comparison_can_ignore_statement_ids():
+    ours = sp.user_policy(["media"])
+    stripped = {"Version": "2012-10-17",
+                "Statement": [dict((k, v) for k, v in st.items() if k != "Sid") for st in ours["Statement"]]}
+    assert not sp.policies_equal(ours, stripped)
+    assert sp.policies_equal(ours, stripped, ignore_sid=True)
+    wider = {"Version": "2012-10-17", "Statement": stripped["Statement"] + [
+        {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+    assert not sp.policies_equal(ours, wider, ignore_sid=True)

@@ -309,3 +309,14 @@ def test_fake_minio_admin_already_attached_is_not_an_error(capsys, fake):
     fake.users["u1"]["policies"] = []  # user-info does not list it (an older server's view)
     res = run(capsys, name="u1", buckets=["media"])
     assert res.get("failed") is not True, res
+
+
+def test_fake_minio_admin_server_that_drops_statement_ids_causes_no_rewrite(capsys, fake):
+    run(capsys, name="u1", buckets=["media"])
+    doc = json.loads(fake.policies["u1-mastodon-rw"])
+    for st in doc["Statement"]:
+        st.pop("Sid", None)
+    fake.policies["u1-mastodon-rw"] = json.dumps(doc)
+    fake.calls[:] = []
+    res = run(capsys, name="u1", buckets=["media"])
+    assert res["changed"] is False and fake.mutating_calls() == [], res
