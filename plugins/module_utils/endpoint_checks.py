@@ -30,7 +30,6 @@ import ssl
 
 from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
 
-from ansible_collections.fediverse.mastodon.plugins.module_utils import s3 as s3u
 
 try:
     import psycopg2
@@ -481,6 +480,9 @@ def check_s3(params, check_mode=False, may_create=True):
     ``may_create`` false defers the creation (other problems were found first): the result then
     says so and nothing is written.
     """
+    # imported here: boto3 takes a second or more to import, and most runs check no S3
+    from ansible_collections.fediverse.mastodon.plugins.module_utils import s3 as s3u
+
     name = variable_names("s3", params)
     secrets = [params.get("secret_key")]
     bucket = params["bucket"]

@@ -339,7 +339,6 @@ import threading
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.fediverse.mastodon.plugins.module_utils import endpoint_checks as ec
-from ansible_collections.fediverse.mastodon.plugins.module_utils import s3 as s3u
 
 
 def _section(options):
@@ -448,6 +447,12 @@ def run_checks(checks, check_mode=False, runners=None, allow_changes=True):
     return results, problems
 
 
+def s3_has_boto3():
+    """Whether boto3 imports (imported only when an S3 check is asked: it is slow to import)."""
+    from ansible_collections.fediverse.mastodon.plugins.module_utils import s3 as s3u
+    return s3u.HAS_BOTO3
+
+
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     checks = module.params["checks"]
@@ -455,7 +460,7 @@ def main():
         module.exit_json(changed=False, problems=[], services={}, msg="Nothing to check: checks has no section.")
     if checks.get("postgresql") and not ec.HAS_PSYCOPG2:
         module.fail_json(msg=missing_required_lib("psycopg2-binary") + " (needed for checks.postgresql)")
-    if checks.get("s3") and not s3u.HAS_BOTO3:
+    if checks.get("s3") and not s3_has_boto3():
         module.fail_json(msg=missing_required_lib("boto3") + " (needed for checks.s3)")
 
     results, problems = run_checks(checks, check_mode=module.check_mode, allow_changes=module.params["allow_changes"])

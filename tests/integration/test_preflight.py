@@ -52,9 +52,9 @@ def namespace_exists(name):
 # ---- cluster_check --------------------------------------------------------------------------------
 
 def test_cluster_check_passes_on_the_lab():
-    result, _ = run_module("cluster_check", dict(namespace="default", storage_classes=[
+    result = run_module("cluster_check", dict(namespace="default", storage_classes=[
         dict(name=None, variables=["postgresql_storage_class"]), dict(name="lab-hostpath", variables=["redis_storage_class"])],
-        read_deployments=["no-such-web"]), env=ENV)
+        read_deployments=["no-such-web"]), env=ENV)[0]
     assert not result.get("failed"), result.get("msg")
     assert result["problems"] == []
     assert result["namespace_exists"] is True and result["namespace_create_allowed"] is None
@@ -65,10 +65,10 @@ def test_cluster_check_passes_on_the_lab():
 
 def test_cluster_check_missing_namespace_and_class_are_all_reported():
     namespace = "pf-" + uuid.uuid4().hex[:8]
-    result, _ = run_module("cluster_check", dict(namespace=namespace, namespace_may_be_created=False, min_version="1.99",
+    result = run_module("cluster_check", dict(namespace=namespace, namespace_may_be_created=False, min_version="1.99",
                                                  storage_classes=[dict(name="gold", variables=["minio_storage_class"])],
                                                  variables=dict(namespace="mastodon_namespace",
-                                                                min_version="preflight_kubernetes_min_version")), env=ENV)
+                                                                min_version="preflight_kubernetes_min_version")), env=ENV)[0]
     assert result.get("failed") is True
     problems = result["problems"]
     assert [p.split(":")[0] for p in problems] == ["preflight_kubernetes_min_version", "mastodon_namespace", "minio_storage_class"]
@@ -79,7 +79,7 @@ def test_cluster_check_missing_namespace_and_class_are_all_reported():
 
 def test_cluster_check_asks_whether_a_missing_namespace_may_be_created():
     namespace = "pf-" + uuid.uuid4().hex[:8]
-    result, _ = run_module("cluster_check", dict(namespace=namespace), check=True, env=ENV)
+    result = run_module("cluster_check", dict(namespace=namespace), check=True, env=ENV)[0]
     assert result["problems"] == [] and result["namespace_exists"] is False and result["namespace_create_allowed"] is True
     assert not namespace_exists(namespace)
 
@@ -90,8 +90,8 @@ def test_cluster_check_unreachable_api_names_the_kubeconfig(tmp_path):
         cluster["cluster"]["server"] = "https://127.0.0.1:%d" % closed_port()
     path = tmp_path / "kubeconfig"
     path.write_text(yaml.safe_dump(config))
-    result, _ = run_module("cluster_check", dict(kubeconfig=str(path), namespace="default",
-                                                 variables=dict(kubeconfig="preflight_kubeconfig")), env=ENV)
+    result = run_module("cluster_check", dict(kubeconfig=str(path), namespace="default",
+                                                 variables=dict(kubeconfig="preflight_kubeconfig")), env=ENV)[0]
     assert result.get("failed") is True
     assert len(result["problems"]) == 1
     assert result["problems"][0].startswith("preflight_kubeconfig: the Kubernetes API cannot be reached")
@@ -148,8 +148,8 @@ def test_role_version_guard_against_the_running_deployment(web_namespace):
     assert proc.returncode == 0, proc.stdout[-3000:]
     skip, down, minor, same, allowed = outcomes(proc)
     assert skip["report"]["running_version"] == "v4.4.2"
-    assert len(skip["problems"]) == 1 and skip["problems"][0].startswith("mastodon_version: %s runs Mastodon v4.4.2; going straight "
-                                                                        "to v4.6.3 skips a minor series" % web_namespace)
+    expected = "mastodon_version: %s runs Mastodon v4.4.2; going straight to v4.6.3 skips a minor series" % web_namespace
+    assert len(skip["problems"]) == 1 and skip["problems"][0].startswith(expected)
     assert len(down["problems"]) == 1 and "is a downgrade" in down["problems"][0], down
     assert minor["problems"] == [] and same["problems"] == [] and allowed["problems"] == []
 
