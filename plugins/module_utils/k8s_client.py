@@ -26,7 +26,7 @@ USER_AGENT = "fediverse.mastodon"
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 K8S_AUTH_ARG_SPEC = dict(
-    kubeconfig=dict(type="raw", fallback=(lambda: os.environ.get("K8S_AUTH_KUBECONFIG"),)),
+    kubeconfig=dict(type="raw", no_log=True, fallback=(lambda: os.environ.get("K8S_AUTH_KUBECONFIG"),)),
     context=dict(type="str", fallback=(lambda: os.environ.get("K8S_AUTH_CONTEXT"),)),
     host=dict(type="str", fallback=(lambda: os.environ.get("K8S_AUTH_HOST"),)),
     api_key=dict(type="str", no_log=True, fallback=(lambda: os.environ.get("K8S_AUTH_API_KEY"),)),
