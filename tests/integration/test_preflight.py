@@ -210,3 +210,15 @@ def test_role_reads_external_credentials_from_the_secrets_the_roles_name():
         assert os.environ["LAB_PG_PASSWORD"] not in proc.stdout + proc.stderr
     finally:
         kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def test_role_applies_the_other_roles_argument_specs_first():
+    """Bad values for later roles are reported by preflight, each naming its variable, once."""
+    play = role_play(dict(mastodon_instance="pf-specs", postgresql_mode="foo", mastodon_smtp_auth_method="weird",
+                          minio_storage_size="lots"))
+    proc = run_playbook([play], env=ENV, callback="json")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    problems = outcomes(proc)[0]["problems"]
+    heads = [p.split(":")[0] for p in problems]
+    assert heads == ["postgresql_mode", "minio_storage_size", "mastodon_smtp_auth_method"], problems
+    assert problems[2].endswith("got: weird (argument specs)")
