@@ -65,10 +65,10 @@ def test_cluster_check_passes_on_the_lab():
 
 def test_cluster_check_missing_namespace_and_class_are_all_reported():
     namespace = "pf-" + uuid.uuid4().hex[:8]
-    result = run_module("cluster_check", dict(namespace=namespace, namespace_may_be_created=False, min_version="1.99",
-                                                 storage_classes=[dict(name="gold", variables=["minio_storage_class"])],
-                                                 variables=dict(namespace="mastodon_namespace",
-                                                                min_version="preflight_kubernetes_min_version")), env=ENV)[0]
+    args = dict(namespace=namespace, namespace_may_be_created=False, min_version="1.99",
+                storage_classes=[dict(name="gold", variables=["minio_storage_class"])],
+                variables=dict(namespace="mastodon_namespace", min_version="preflight_kubernetes_min_version"))
+    result = run_module("cluster_check", args, env=ENV)[0]
     assert result.get("failed") is True
     problems = result["problems"]
     assert [p.split(":")[0] for p in problems] == ["preflight_kubernetes_min_version", "mastodon_namespace", "minio_storage_class"]
@@ -85,13 +85,14 @@ def test_cluster_check_asks_whether_a_missing_namespace_may_be_created():
 
 
 def test_cluster_check_unreachable_api_names_the_kubeconfig(tmp_path):
-    config = yaml.safe_load(open(os.environ["KUBECONFIG"]))
+    with open(os.environ["KUBECONFIG"]) as handle:
+        config = yaml.safe_load(handle)
     for cluster in config["clusters"]:
         cluster["cluster"]["server"] = "https://127.0.0.1:%d" % closed_port()
     path = tmp_path / "kubeconfig"
     path.write_text(yaml.safe_dump(config))
-    result = run_module("cluster_check", dict(kubeconfig=str(path), namespace="default",
-                                                 variables=dict(kubeconfig="preflight_kubeconfig")), env=ENV)[0]
+    args = dict(kubeconfig=str(path), namespace="default", variables=dict(kubeconfig="preflight_kubeconfig"))
+    result = run_module("cluster_check", args, env=ENV)[0]
     assert result.get("failed") is True
     assert len(result["problems"]) == 1
     assert result["problems"][0].startswith("preflight_kubeconfig: the Kubernetes API cannot be reached")
