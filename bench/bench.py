@@ -90,8 +90,8 @@ def main():
     print("%-22s %4s %8s %6s %8s %9s  %s" % ("step", "rc", "wall(s)", "tasks", "changed", "mutating", "requests by verb"))
     for s in steps:
         verbs = " ".join("%s=%d" % kv for kv in sorted(s["requests"].items()))
-        print("%-22s %4d %8.1f %6d %8d %9d  %s" % (s["step"], s["rc"], s["wall_seconds"], s["tasks"], s["tasks_changed"],
-                                                  s["mutating"], verbs))
+        row = (s["step"], s["rc"], s["wall_seconds"], s["tasks"], s["tasks_changed"], s["mutating"], verbs)
+        print("%-22s %4d %8.1f %6d %8d %9d  %s" % row)
     print("results: " + os.path.relpath(out, REPO))
     for s in steps:
         if s["rc"]:

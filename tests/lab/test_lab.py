@@ -57,7 +57,7 @@ class Kube:
         if namespaced:
             cmd += ["-n", self.ns]
         cmd += list(args)
-        proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
         if check and proc.returncode != 0:
             raise AssertionError("%s failed (%d): %s" % (" ".join(args), proc.returncode, proc.stderr.strip()))
         return proc
@@ -245,7 +245,7 @@ def test_port_forward_reaches_postgresql(kube, service_pod, target):
             [psql, "-h", "127.0.0.1", "-p", str(pf.local_port), "-U", user, "-d", "postgres", "-Atc",
              "select current_user || ' ' || inet_server_port()"],
             env=dict(os.environ, PGPASSWORD=password, PGCONNECT_TIMEOUT="10"),
-            capture_output=True, text=True, timeout=30)
+            capture_output=True, text=True, timeout=30, check=False)
     finally:
         pf.close()
     assert proc.returncode == 0, proc.stderr
