@@ -74,6 +74,9 @@ def main():
     if not args.keep:
         subprocess.run([kubectl, "delete", "namespace", namespace, "--ignore-not-found", "--wait=true", "--timeout=120s"],
                        check=False, capture_output=True)
+    # The lab's simulated in-cluster servers are the lab's own: hand their admin credentials to the
+    # instance before the cold converge (tests/lab/adopt-instance.sh says why).
+    subprocess.run(["bash", os.path.join(REPO, "tests", "lab", "adopt-instance.sh"), namespace], check=True, capture_output=True)
     playbook = ["ansible-playbook", "-i", args.inventory]
     steps = [
         run_step("cold converge", playbook + ["site.yml"], env, audit_log),
