@@ -70,20 +70,24 @@ def main():
         sys.exit("bench: needs the lab's audit log: eval \"$(make -s lab-env)\"")
     env.setdefault("K8S_AUTH_KUBECONFIG", env.get("KUBECONFIG", ""))
     kubectl = env.get("LAB_KUBECTL", "kubectl")
-    namespace = env.get("BENCH_NAMESPACE", "lab")
+    # Its own instance, so the bench neither disturbs nor depends on the demo's `lab` instance.
+    namespace = env.get("BENCH_INSTANCE", "bench")
     if not args.keep:
         subprocess.run([kubectl, "delete", "namespace", namespace, "--ignore-not-found", "--wait=true", "--timeout=120s"],
                        check=False, capture_output=True)
     # The lab's simulated in-cluster servers are the lab's own: hand their admin credentials to the
     # instance before the cold converge (tests/lab/adopt-instance.sh says why).
     subprocess.run(["bash", os.path.join(REPO, "tests", "lab", "adopt-instance.sh"), namespace], check=True, capture_output=True)
-    playbook = ["ansible-playbook", "-i", args.inventory]
+    playbook = ["ansible-playbook", "-i", args.inventory, "-e", "mastodon_instance=" + namespace]
     steps = [
         run_step("cold converge", playbook + ["site.yml"], env, audit_log),
         run_step("no-op rerun", playbook + ["site.yml"], env, audit_log),
         run_step("upgrade", playbook + ["playbooks/upgrade.yml", "-e", "mastodon_version=" + args.upgrade_to], env, audit_log),
         run_step("no-op after upgrade", playbook + ["site.yml", "-e", "mastodon_version=" + args.upgrade_to], env, audit_log),
     ]
+    if not args.keep:
+        subprocess.run([kubectl, "delete", "namespace", namespace, "--ignore-not-found", "--wait=false"],
+                       check=False, capture_output=True)
     result = dict(date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                   inventory=args.inventory, steps=steps)
     os.makedirs(os.path.join(REPO, "bench", "results"), exist_ok=True)
