@@ -1,0 +1,66 @@
+"""The mastodon role's objects rendered offline: valid for two Kubernetes minors, no secret in a
+ConfigMap, hardened pods, and exactly one process on the scheduler queue."""
+
+import pytest
+
+from role_render import KUBERNETES_VERSIONS, by_kind, render_role, validate_all
+
+CONNECTIONS = {
+    "mastodon_local_domain": "social.example.org",
+    "postgresql_connection": {
+        "mode": "incluster", "host": "localhost-postgresql.localhost.svc", "port": 5432,
+        "direct_host": "localhost-postgresql.localhost.svc", "direct_port": 5432, "pooled": False,
+        "sslmode": "prefer", "admin_user": "postgres",
+        "admin_secret": {"name": "localhost-postgresql", "key": "postgres-password"},
+        "service": "localhost-postgresql",
+        "port_forward": {"namespace": "localhost", "service": "localhost-postgresql", "port": 5432}},
+    "redis_connection": {
+        "mode": "incluster", "host": "localhost-redis.localhost.svc", "port": 6379, "tls": False,
+        "password_secret": {"name": "localhost-redis", "key": "redis-password"}, "cache": None},
+    "minio_connection": {
+        "mode": "incluster", "endpoint": "http://localhost-minio.localhost.svc:9000", "region": "us-east-1",
+        "alias_host": None, "api": "minio",
+        "admin_secret": {"name": "localhost-minio", "access_key": "root-user", "secret_key": "root-password"},
+        "port_forward": {"namespace": "localhost", "service": "localhost-minio", "port": 9000}},
+}
+
+
+@pytest.fixture(scope="module")
+def objects():
+    return render_role("mastodon", CONNECTIONS)
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_objects_validate_against_kubernetes_schema(objects, version):
+    validate_all([o for o in objects if o["apiVersion"] != "gateway.networking.k8s.io/v1"], version)
+
+
+def test_no_secret_in_any_config_map(objects):
+    secret_words = ("PASSWORD", "SECRET", "PRIVATE_KEY", "_PASS", "ENCRYPTION")
+    for config_map in by_kind(objects, "ConfigMap"):
+        for key in config_map.get("data", {}):
+            assert not any(word in key for word in secret_words), (config_map["metadata"]["name"], key)
+
+
+def test_web_streaming_and_sidekiq_run_hardened_as_991(objects):
+    deployments = by_kind(objects, "Deployment")
+    assert len(deployments) >= 3
+    for deployment in deployments:
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsUser"] == 991 and pod["securityContext"]["runAsNonRoot"] is True
+        for container in pod["containers"]:
+            security = container["securityContext"]
+            assert security["allowPrivilegeEscalation"] is False
+            assert security["capabilities"]["drop"] == ["ALL"]
+        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        assert any("checksum" in key for key in annotations), deployment["metadata"]["name"]
+
+
+def test_scheduler_queue_is_served_once(objects):
+    served = 0
+    for deployment in by_kind(objects, "Deployment"):
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            command = " ".join(container.get("command", []) + container.get("args", []))
+            if "sidekiq" in command and "scheduler" in command:
+                served += deployment["spec"].get("replicas", 1)
+    assert served == 1
