@@ -10,4 +10,4 @@ fi
 [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip wheel
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
-echo "bootstrap: $venv ready ($("$venv/bin/ansible" --version | head -1))"
+echo "bootstrap: $venv ready (ansible-core $("$venv/bin/python" -c "import ansible.release as r; print(r.__version__)"))"
