@@ -13,9 +13,11 @@ rerun:
   - every PVC that existed after the kill still exists with the same UID, and the apiserver's
     audit log shows no delete of a PVC in the namespace by anyone, from the first run on.
 The first rerun runs at -vvv: its whole output, and that of every other run, must contain
-none of the values of the instance's Secrets (nor their base64 forms).
+none of the values of the instance's Secrets (nor their base64 forms), S3 access key IDs
+excepted (IDENTIFIER_KEYS: identifiers, not secrets; their secret keys are checked).
 
-The instances use the site scenario's inventory settings (extensions/molecule/site/inventory),
+The instances use the site scenario's inventory (extensions/molecule/site/inventory/hosts.yml
+with inventories/local/group_vars),
 so they do not collide with the lab instance, the bench or the Molecule scenario. Needs the
 lab (`eval "$(make -s lab-env)"`); skips without it.
 """
@@ -30,6 +32,7 @@ import tempfile
 import time
 
 import pytest
+import yaml
 
 from ansible_run import REPO, ansible_env
 
@@ -53,6 +56,13 @@ RUN_TIMEOUT = 900
 # Secret values shorter than this are not looked for in the output (a key such as "5432" or a
 # user name would match unrelated text); none of the generated ones is that short.
 MIN_SECRET_LEN = 8
+# Secret keys whose values are identifiers, not secrets: the access key ID of an S3 key pair
+# (the "user name" half; minio_user makes it the user's name, and the modules log it as they
+# log a database user name). Their secret halves (AWS_SECRET_ACCESS_KEY, root-password) are
+# looked for like every other value.
+IDENTIFIER_KEYS = {"AWS_ACCESS_KEY_ID", "root-user"}
+# Set to a directory to keep every run's output there (mode 0600: -vvv output is sensitive).
+OUTPUT_DIR = os.environ.get("SITE_TEST_OUTPUT_DIR")
 
 
 def cut_points(seed=SEED, total=FIRST_CONVERGE_TASKS, count=len(SIGNALS)):
@@ -77,11 +87,13 @@ def ansible_playbook(inventory, playbook, *args):
 
 
 def write_inventory(directory, hosts):
-    os.symlink(os.path.join(SCENARIO, "inventory", "group_vars"), os.path.join(directory, "group_vars"))
+    """The scenario's inventory/hosts.yml with these hosts, and inventories/local's group_vars."""
+    with open(os.path.join(SCENARIO, "inventory", "hosts.yml")) as handle:
+        data = yaml.safe_load(handle)
+    data["mastodon_instances"]["children"]["molsite_instances"]["hosts"] = dict.fromkeys(hosts)
     with open(os.path.join(directory, "hosts.yml"), "w") as handle:
-        handle.write("mastodon_instances:\n  children:\n    molsite_instances:\n      hosts:\n")
-        for host in hosts:
-            handle.write("        %s:\n" % host)
+        yaml.safe_dump(data, handle)
+    os.symlink(os.path.join(REPO, "inventories", "local", "group_vars"), os.path.join(directory, "group_vars"))
     return directory
 
 
@@ -153,6 +165,14 @@ def run_to_end(cmd):
     return proc.returncode, proc.stdout + proc.stderr
 
 
+def keep(name, text):
+    if OUTPUT_DIR:
+        os.makedirs(OUTPUT_DIR, mode=0o700, exist_ok=True)
+        fd = os.open(os.path.join(OUTPUT_DIR, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+
+
 def secret_values(snapshot):
     """{(secret, key): decoded value} of every Secret in a snapshot."""
     values = {}
@@ -163,14 +183,21 @@ def secret_values(snapshot):
 
 
 def leaks(text, snapshot):
-    """The (secret, key) whose value, or its base64 form, appears in text."""
+    """The (secret, key) whose value, or its base64 form, appears in text, each with where it
+    appears (the line, value masked)."""
     found = []
     for (name, key), value in sorted(secret_values(snapshot).items()):
-        if len(value) < MIN_SECRET_LEN:
+        if len(value) < MIN_SECRET_LEN or key in IDENTIFIER_KEYS:
             continue
         encoded = snapshot["secrets"][name][key]
-        if value in text or encoded in text:
-            found.append("%s/%s" % (name, key))
+        for needle in (value, encoded):
+            at = text.find(needle)
+            if at >= 0:
+                line_start = text.rfind("\n", 0, at) + 1
+                line_end = text.find("\n", at)
+                line = text[max(line_start, at - 200):(line_end if line_end >= 0 else len(text))][:400]
+                found.append("%s/%s in: %s" % (name, key, line.replace(needle, "<" + key + ">")))
+                break
     return found
 
 
@@ -178,10 +205,9 @@ def leaks(text, snapshot):
 def inventory():
     with tempfile.TemporaryDirectory(prefix="site-cut-") as directory:
         write_inventory(directory, INSTANCES)
-        path = os.path.join(directory, "hosts.yml")
         forget(directory, INSTANCES)  # leftovers of an earlier, aborted run
         cleanups = []
-        yield directory, path, cleanups
+        yield directory, cleanups
         for proc in cleanups:
             proc.communicate(timeout=RUN_TIMEOUT)
         forget(directory, INSTANCES)
@@ -197,7 +223,7 @@ def test_cut_points_are_spread_and_fixed():
 
 @pytest.mark.parametrize("index", range(len(SIGNALS)), ids=["SIGTERM", "SIGKILL", "SIGINT"])
 def test_interrupted_first_converge_reruns_to_convergence(inventory, index):
-    directory, hosts_file, cleanups = inventory
+    directory, cleanups = inventory
     instance, sig = INSTANCES[index], SIGNALS[index]
     task_number, delay = cut_points()[index]
     audit_log = os.environ.get("LAB_AUDIT_LOG")
@@ -217,6 +243,8 @@ def test_interrupted_first_converge_reruns_to_convergence(inventory, index):
     rc, out_rerun = run_to_end(ansible_playbook(directory, site, "--limit", instance, *(["-vvv"] if verbose else [])))
     t_rerun = time.time() - t0
     after = site_snapshot.snapshot(instance)
+    keep(instance + "-cut.out", out_cut)
+    keep(instance + "-rerun.out", out_rerun)
     print("%s: cut by %s at task %d (+%.2fs) %s after %.0fs; rerun%s %.0fs, %d bytes of output; %d Secrets, %d PVCs before the rerun"
           % (instance, sig.name, task_number, delay, task, t_cut, " -vvv" if verbose else "", t_rerun, len(out_rerun),
              len(before["secrets"]), len(before["pvcs"])))
@@ -244,6 +272,7 @@ def test_interrupted_first_converge_reruns_to_convergence(inventory, index):
         assert not found, "%s printed the values of %s" % (label, found)
     if verbose:
         assert "<127.0.0.1>" in out_rerun or "ESTABLISH LOCAL CONNECTION" in out_rerun, "the rerun was not at -vvv"
-        assert len([v for v in secret_values(after).values() if len(v) >= MIN_SECRET_LEN]) >= 5
+        looked_for = [key for key, value in secret_values(after).items() if len(value) >= MIN_SECRET_LEN and key[1] not in IDENTIFIER_KEYS]
+        assert len(looked_for) >= 5 and ("%s-mastodon-s3" % instance, "AWS_SECRET_ACCESS_KEY") in looked_for
 
     cleanups.append(forget(directory, [instance], wait=False))
