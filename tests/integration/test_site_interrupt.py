@@ -151,7 +151,7 @@ def run_and_cut(cmd, task_number, delay, sig):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         # the workers and their module processes are in the same group: wait for all of them
-        for _ in range(300):
+        for _attempt in range(300):
             if gone(proc.pid):
                 break
             time.sleep(0.2)
@@ -216,9 +216,9 @@ def inventory():
 def test_cut_points_are_spread_and_fixed():
     cuts = cut_points()
     assert cuts == cut_points(), "the cut points must not change from run to run"
-    assert len({task for task, _ in cuts}) == 3
+    assert len({task for task, _delay in cuts}) == 3
     third = FIRST_CONVERGE_TASKS // 3
-    assert [(task - 1) // third for task, _ in cuts] == [0, 1, 2]
+    assert [(task - 1) // third for task, _delay in cuts] == [0, 1, 2]
 
 
 @pytest.mark.parametrize("index", range(len(SIGNALS)), ids=["SIGTERM", "SIGKILL", "SIGINT"])
