@@ -4,7 +4,8 @@
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cache="${CACHE:-$HOME/.cache/fediverse-mastodon}"
-dest="$cache/sanity/ansible_collections/fediverse/mastodon"
+# One copy per checkout, so two checkouts on one machine never share it.
+dest="$cache/sanity/$(printf %s "$repo" | md5sum | cut -c1-8)/ansible_collections/fediverse/mastodon"
 
 pip_version="$(python - <<'PY'
 import os, re, ansible_test
