@@ -13,6 +13,8 @@ else
   bash tests/lab/lab.sh up
   eval "$(bash tests/lab/lab.sh env)"
   export K8S_AUTH_KUBECONFIG="$KUBECONFIG"
+  # The lab's simulated in-cluster servers are the lab's own PostgreSQL and S3 server.
+  bash tests/lab/adopt-instance.sh "${DEMO_INSTANCE:-lab}"
   echo "demo: deploying to the local lab with $inventory"
 fi
 exec ansible-playbook -i "$inventory" site.yml "$@"
