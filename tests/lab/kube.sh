@@ -194,11 +194,20 @@ component_pids() {
     echo "$(basename "$f" .pid) $(head -n1 "$f")"
   done
 }
+# A component's pid counts only while that pid still runs the component's binary: after a
+# crash or a kill -9 the number may already belong to another process (seen: radosgw).
+component_alive() { pid_alive "$2" "/bin/$1"; }
+drop_stale_pidfiles() {
+  local name pid
+  while read -r name pid; do
+    component_alive "$name" "$pid" || rm -f "$CLUSTER_DIR/pids/$name.pid"
+  done < <(component_pids)
+}
 all_components_running() {
   local n name pid
   n=0
   while read -r name pid; do
-    pid_alive "$pid" || return 1
+    component_alive "$name" "$pid" || return 1
     n=$((n + 1))
   done < <(component_pids)
   [ "$n" -ge 5 ]
@@ -312,7 +321,7 @@ wait_node_ready() {
 release_node_leases() {
   wait_healthy 120 || return 0
   local pid; pid="$(head -n1 "$CLUSTER_DIR/pids/kwok-controller.pid" 2>/dev/null || true)"
-  [ -n "$pid" ] && stop_pid "$pid" TERM 10
+  [ -n "$pid" ] && component_alive kwok-controller "$pid" && stop_pid "$pid" TERM 10
   kc -n kube-node-lease delete lease --all >/dev/null 2>&1 || true
   kwokctl start cluster >>"$KUBE_DIR/start.log" 2>&1 \
     || { tail -n 40 "$KUBE_DIR/start.log" >&2; die "kubernetes: kwokctl start cluster (kwok-controller) failed"; }
@@ -344,13 +353,13 @@ recycler_loop() {
   done
 }
 start_recycler() {
-  pidfile_alive "$RECYCLER_PID" && return 0
+  pidfile_alive "$RECYCLER_PID" _recycler && return 0
   # Own session, so `down` can stop the loop and its kubectl child together.
   setsid bash "$0" _recycler </dev/null >>"$KUBE_DIR/pv-recycler.log" 2>&1 &
   echo $! >"$RECYCLER_PID"
 }
 stop_recycler() {
-  pidfile_alive "$RECYCLER_PID" || { rm -f "$RECYCLER_PID"; return 0; }
+  pidfile_alive "$RECYCLER_PID" _recycler || { rm -f "$RECYCLER_PID"; return 0; }
   local pid; pid="$(cat "$RECYCLER_PID")"
   kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
   stop_pid "$pid" TERM 5
@@ -386,6 +395,7 @@ up() {
     log "kubernetes: already running"
   else
     log "kubernetes: starting the components that are down"
+    drop_stale_pidfiles
     kwokctl start cluster >"$KUBE_DIR/start.log" 2>&1 \
       || { tail -n 40 "$KUBE_DIR/start.log" >&2; die "kubernetes: kwokctl start cluster failed"; }
     release_node_leases
@@ -416,7 +426,7 @@ down() {
   # Whatever kwokctl did, make sure every component it started is gone.
   local name pid
   while read -r name pid; do
-    if pid_alive "$pid"; then
+    if component_alive "$name" "$pid"; then
       log "kubernetes: stopping $name (pid $pid)"
       stop_pid "$pid" TERM 20
     fi
@@ -437,9 +447,9 @@ status() {
     return 1
   fi
   while read -r name pid; do
-    if pid_alive "$pid"; then detail+=" $name=$pid"; else detail+=" $name=DOWN"; rc=1; fi
+    if component_alive "$name" "$pid"; then detail+=" $name=$pid"; else detail+=" $name=DOWN"; rc=1; fi
   done < <(component_pids)
-  pidfile_alive "$RECYCLER_PID" && detail+=" pv-recycler=$(cat "$RECYCLER_PID")" || detail+=" pv-recycler=DOWN"
+  pidfile_alive "$RECYCLER_PID" _recycler && detail+=" pv-recycler=$(cat "$RECYCLER_PID")" || detail+=" pv-recycler=DOWN"
   if [ "$rc" -eq 0 ] && healthy; then status_line kubernetes up "https://$LAB_HOST:$LAB_KUBE_PORT$detail"
   else status_line kubernetes down "$detail"; return 1
   fi
