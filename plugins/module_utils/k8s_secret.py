@@ -249,3 +249,39 @@ def names_diff(before_keys, report):
         for key in report.get(state, ()):
             after[key] = "(%s)" % state
     return dict(before=before, after=after)
+
+
+SECRET_REF_OPTIONS = dict(
+    name=dict(type="str", required=True),
+    key=dict(type="str", required=True),
+    namespace=dict(type="str"),
+)
+"""The suboptions of a Secret reference option: ``{name, key, namespace}`` (namespace defaults
+to the module's own). Modules take credentials this way, so the value never passes through an
+Ansible variable, a fact or a log: the module reads it from the cluster itself."""
+
+
+def secret_ref_spec(**extra):
+    """An argument-spec entry for a Secret reference option (``type: dict`` with its suboptions)."""
+    spec = dict(type="dict", options=dict((k, dict(v)) for k, v in SECRET_REF_OPTIONS.items()))
+    spec.update(extra)
+    return spec
+
+
+def read_secret_value(api_client, namespace, ref, option="secret reference"):
+    """The decoded value that ``ref`` (``{name, key[, namespace]}``) points at.
+
+    ``option`` names the module option in the error, so the message tells the operator which
+    setting to fix. Raises SecretStoreError when the Secret or the key is missing; the message
+    names the Secret and the key, never a value.
+    """
+    ns = ref.get("namespace") or namespace
+    found = read_secret(api_client, ns, ref["name"])
+    if found is None:
+        raise SecretStoreError("%s: Secret %s/%s does not exist; create it, or point %s at the Secret that "
+                               "holds the credential" % (option, ns, ref["name"], option))
+    values = found[0]
+    if ref["key"] not in values:
+        raise SecretStoreError("%s: Secret %s/%s has no key %s (it has: %s)"
+                               % (option, ns, ref["name"], ref["key"], ", ".join(sorted(values)) or "none"))
+    return values[ref["key"]]
