@@ -164,9 +164,9 @@ class KubeRest(object):
         self._resources = {}
         self.requests = []
 
-    def call(self, method, path, body=None, query=None, content_type="application/json"):
+    def call(self, method, path, body=None, query=None, content_type="application/json", accept="application/json"):
         self.requests.append((method, path))
-        headers = {"Accept": "application/json", "Content-Type": content_type}
+        headers = {"Accept": accept, "Content-Type": content_type}
         response = self.api.call_api(path, method, query_params=list(query or []), header_params=headers,
                                      body=body, auth_settings=["BearerToken"], _preload_content=False,
                                      _return_http_data_only=True)
@@ -198,6 +198,25 @@ class KubeRest(object):
                 raise ValueError("%s/%s needs a namespace" % (kind, name))
             return "%s/namespaces/%s/%s/%s" % (base, namespace, plural, name)
         return "%s/%s/%s" % (base, plural, name)
+
+    def list_metadata(self, api_version, kind, namespace, label_selector):
+        """Identities (apiVersion, kind, metadata.name/namespace) of the objects a selector matches.
+
+        Asks for PartialObjectMetadataList, so the server sends metadata only: listing Secrets this
+        way never transfers (or exposes) their data."""
+        base, plural, namespaced = self.resource(api_version, kind)
+        path = "%s/namespaces/%s/%s" % (base, namespace, plural) if namespaced else "%s/%s" % (base, plural)
+        query = [("labelSelector", label_selector)] if label_selector else []
+        listing = self.call("GET", path, query=query,
+                            accept="application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json")
+        out = []
+        for item in listing.get("items", []):
+            meta = item.get("metadata") or {}
+            ident = dict(name=meta.get("name"))
+            if meta.get("namespace"):
+                ident["namespace"] = meta["namespace"]
+            out.append(dict(apiVersion=api_version, kind=kind, metadata=ident))
+        return out
 
     def get(self, path):
         try:

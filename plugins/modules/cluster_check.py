@@ -25,6 +25,7 @@ description:
     StorageClass.
   - The Deployments in O(read_deployments) are read (when the namespace exists), so a caller can
     compare the running image with the one it is about to deploy.
+  - The kinds (and named objects) in O(required_resources) must be served by the cluster.
   - Only C(GET) and C(LIST) requests are made, plus the access review described above.
 author:
   - fediverse.mastodon contributors (@fediverse-mastodon)
@@ -72,6 +73,35 @@ options:
         type: list
         elements: str
         default: []
+  required_resources:
+    description:
+      - API kinds the deploy will use, and optionally one named object of each, that must exist
+        in the cluster (for example the Gateway API's C(HTTPRoute), an C(IngressClass), a
+        cert-manager C(ClusterIssuer)). The kind is looked up with API discovery; a named object
+        is read (cluster-scoped, or in O(namespace) when the kind is namespaced).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      api_version:
+        description: The kind's group and version, like C(gateway.networking.k8s.io/v1).
+        type: str
+        required: true
+      kind:
+        description: The kind, like C(HTTPRoute).
+        type: str
+        required: true
+      name:
+        description: Name of an object of that kind that must exist; null checks only the kind.
+        type: str
+      variables:
+        description: The variables that ask for it, named in the problem.
+        type: list
+        elements: str
+        default: []
+      fix:
+        description: What the operator can do, added to the problem.
+        type: str
   read_deployments:
     description: Names of Deployments in O(namespace) to read and return in RV(deployments).
     type: list
@@ -224,6 +254,52 @@ def storage_class_problems(wanted, classes):
     return problems
 
 
+def _discover(api_client, api_version):
+    """{kind: (plural, namespaced)} served under api_version; None when the group/version is not served."""
+    path = "/api/v1" if api_version == "v1" else "/apis/%s" % api_version
+    try:
+        data = api_client.call_api(path, "GET", response_type="object", auth_settings=["BearerToken"],
+                                   _return_http_data_only=True)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return dict((r["kind"], (r["name"], r.get("namespaced", False))) for r in (data or {}).get("resources", [])
+                if "/" not in r.get("name", ""))
+
+
+def resource_problems(api_client, wanted, namespace, name):
+    """Problems for each required kind (and named object) that the cluster lacks."""
+    problems, served = [], {}
+    for entry in wanted:
+        variables = ", ".join(entry.get("variables") or []) or "required_resources"
+        fix = ("; " + entry["fix"]) if entry.get("fix") else ""
+        api_version, kind = entry["api_version"], entry["kind"]
+        try:
+            if api_version not in served:
+                served[api_version] = _discover(api_client, api_version)
+        except ApiException as exc:
+            problems.append(api_problem(exc, name, "the API %s" % api_version))
+            continue
+        kinds = served[api_version]
+        if kinds is None or kind not in kinds:
+            problems.append("%s: the cluster does not serve %s %s (its CRD is not installed)%s" % (variables, api_version, kind, fix))
+            continue
+        if not entry.get("name"):
+            continue
+        plural, namespaced = kinds[kind]
+        base = "/api/v1" if api_version == "v1" else "/apis/%s" % api_version
+        path = "%s/namespaces/%s/%s/%s" % (base, namespace, plural, entry["name"]) if namespaced else "%s/%s/%s" % (base, plural, entry["name"])
+        try:
+            api_client.call_api(path, "GET", response_type="object", auth_settings=["BearerToken"], _return_http_data_only=True)
+        except ApiException as exc:
+            if exc.status == 404:
+                problems.append("%s: the %s %s does not exist in the cluster%s" % (variables, kind, entry["name"], fix))
+            else:
+                problems.append(api_problem(exc, name, "the %s %s" % (kind, entry["name"])))
+    return problems
+
+
 def run(module, api_client):
     params = module.params
     given = params["variables"] or {}
@@ -281,6 +357,9 @@ def run(module, api_client):
         except ApiException as exc:
             problems.append(api_problem(exc, name, "the StorageClasses"))
 
+    if params["required_resources"]:
+        problems.extend(resource_problems(api_client, params["required_resources"], namespace, name))
+
     if params["read_deployments"] and namespace:
         apps = kube.AppsV1Api(api_client)
         for deployment in params["read_deployments"]:
@@ -311,6 +390,13 @@ def main():
             variables=dict(type="list", elements="str", default=[]),
         )),
         read_deployments=dict(type="list", elements="str", default=[]),
+        required_resources=dict(type="list", elements="dict", default=[], options=dict(
+            api_version=dict(type="str", required=True),
+            kind=dict(type="str", required=True),
+            name=dict(type="str"),
+            variables=dict(type="list", elements="str", default=[]),
+            fix=dict(type="str"),
+        )),
         variables=dict(type="dict", default={}),
         fail_on_problem=dict(type="bool", default=True),
     )

@@ -32,7 +32,23 @@ options:
       - The objects, as a list of dictionaries, each with C(apiVersion), C(kind) and C(metadata.name).
     type: list
     elements: dict
-    required: true
+    default: []
+  selector:
+    description:
+      - With O(state=absent), also every object of the listed kinds in O(namespace) that matches
+        O(selector.labels). The objects are listed as metadata only (a Secret's data is never
+        read), so deleting an instance's Secrets this way handles no secret value.
+    type: dict
+    suboptions:
+      kinds:
+        description: The kinds to list, each with C(api_version) and C(kind).
+        type: list
+        elements: dict
+        required: true
+      labels:
+        description: A label selector, like C(app.kubernetes.io/instance=social).
+        type: str
+        required: true
   namespace:
     description:
       - Namespace for namespaced objects whose C(metadata.namespace) is not set.
@@ -137,7 +153,11 @@ def _normalise(definitions, namespace, module):
 
 def main():
     argument_spec = dict(
-        definitions=dict(type="list", elements="dict", required=True),
+        definitions=dict(type="list", elements="dict", default=[]),
+        selector=dict(type="dict", options=dict(
+            kinds=dict(type="list", elements="dict", required=True),
+            labels=dict(type="str", required=True),
+        )),
         namespace=dict(type="str"),
         state=dict(type="str", choices=["present", "absent"], default="present"),
         field_manager=dict(type="str", default="fediverse-mastodon"),
@@ -147,16 +167,33 @@ def main():
     if not HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(KUBERNETES_IMPORT_ERROR))
 
+    if module.params["selector"] and module.params["state"] != "absent":
+        module.fail_json(msg="selector works only with state=absent; list the objects to apply in definitions")
+    if module.params["selector"] and not module.params["namespace"]:
+        module.fail_json(msg="selector needs namespace: the objects are listed in one namespace")
     definitions = _normalise(module.params["definitions"], module.params["namespace"], module)
     # Secret values given in definitions are masked like no_log options, wherever they would show.
     module.no_log_values.update(secret_values(definitions))
-    if module.params["state"] == "absent":
-        definitions = list(reversed(definitions))
     try:
         rest = KubeRest(build_api_client(module.params))
     except Exception as exc:  # kubeconfig problems come in many exception types
         module.fail_json(msg="cannot configure the Kubernetes client: %s. Check kubeconfig/context or K8S_AUTH_* variables"
                          % exc)
+    selector = module.params["selector"]
+    if selector:
+        for index, entry in enumerate(selector["kinds"]):
+            if not entry.get("api_version") or not entry.get("kind"):
+                module.fail_json(msg="selector.kinds[%d] needs api_version and kind" % index)
+            try:
+                definitions.extend(rest.list_metadata(entry["api_version"], entry["kind"], module.params["namespace"],
+                                                      selector["labels"]))
+            except LookupError:
+                continue  # a kind the cluster does not serve has no objects to delete
+            except Exception as exc:  # ApiException, or a connection error
+                module.fail_json(msg="listing %s in %s failed: %s" % (entry["kind"], module.params["namespace"],
+                                                                       getattr(exc, "reason", None) or exc))
+    if module.params["state"] == "absent":
+        definitions = list(reversed(definitions))
 
     objects, changed_objects, before, after = [], [], [], []
     for definition in definitions:

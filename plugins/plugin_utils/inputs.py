@@ -1,0 +1,370 @@
+# -*- coding: utf-8 -*-
+# Copyright: fediverse.mastodon contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The checks preflight runs on the complete, merged input of every role, before any change.
+
+Pure functions over plain data, so pytest covers them without Ansible: the action plugin
+``preflight_inputs`` merges each role's defaults with the inventory, templates the result and
+hands it here as one dict ``v`` (variable name -> value).
+
+Every problem is one line: ``<variable>: <what is wrong>; <the fix>``. No line ever carries the
+value of a variable that may hold a secret (see ``is_secret_name``).
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from ansible_collections.fediverse.mastodon.plugins.module_utils.instance_record import parse_version
+
+DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
+LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+INSTANCE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
+IMAGE_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+SECRET_NAME_RE = re.compile(r"(password|passwd|secret(?!_name|_refs$)|_key$|_keys$|token|kubeconfig|otp)", re.I)
+
+# The longest suffixes the mastodon role appends to the instance name (Job names carry the version).
+JOB_SUFFIXES = ("-db-migrate-post-", "-db-migrate-pre-", "-search-deploy-", "-db-prepare-")
+CRONJOB_SUFFIXES = ("-media-remove",)
+MODES = ("incluster", "external")
+
+
+def version_slug(version):
+    """The version as the mastodon role puts it in Job names: v4.6.3 -> v4-6-3."""
+    return re.sub(r"^-|-$", "", re.sub(r"[^a-z0-9]+", "-", str(version).lower()))
+
+
+def is_secret_name(name):
+    """True for variables whose value must never be printed (passwords, keys, tokens, kubeconfigs)."""
+    return bool(SECRET_NAME_RE.search(name or ""))
+
+
+def as_bool(value):
+    if isinstance(value, bool):
+        return value
+    if value is None:
+        return False
+    return str(value).strip().lower() in ("1", "true", "yes", "on", "y")
+
+
+def _show(value):
+    return "'%s'" % (value,)
+
+
+def min_server_versions(mastodon_version):
+    """(PostgreSQL, Redis) minimum versions for a Mastodon version: 14 and 7.0 from 4.5 on."""
+    parsed = parse_version(mastodon_version)
+    if parsed is not None and parsed[:2] < (4, 5):
+        return "13", "6.2"
+    return "14", "7.0"
+
+
+def _image_major_minor(image):
+    """(major, minor) of an image tag such as postgres:17.7-alpine; None when the tag has no number."""
+    if not image or ":" not in str(image).rsplit("/", 1)[-1]:
+        return None
+    tag = str(image).rsplit(":", 1)[1]
+    m = re.match(r"^v?(\d+)(?:\.(\d+))?", tag)
+    if not m:
+        return None
+    return int(m.group(1)), int(m.group(2) or 0)
+
+
+def _version_tuple(text):
+    return tuple(int(p) for p in re.findall(r"\d+", str(text))[:2]) + (0,) * (2 - len(re.findall(r"\d+", str(text))[:2]))
+
+
+def check_identity(v):
+    p = []
+    local = v.get("mastodon_local_domain") or v.get("mastodon_domain")
+    if not local:
+        p.append("mastodon_local_domain: not set; give the domain of the instance, the one in user handles (like social.example.org)")
+    elif not DOMAIN_RE.match(str(local)):
+        p.append("mastodon_local_domain: %s is not a domain name; use lowercase labels of letters, digits and hyphens "
+                 "separated by dots, like social.example.org" % _show(local))
+    web = v.get("mastodon_web_domain")
+    if web and not DOMAIN_RE.match(str(web)):
+        p.append("mastodon_web_domain: %s is not a domain name; use one like www.example.org, or leave it null" % _show(web))
+    for d in v.get("mastodon_alternate_domains") or []:
+        if not DOMAIN_RE.match(str(d)):
+            p.append("mastodon_alternate_domains: %s is not a domain name; list only domains like alt.example.org" % _show(d))
+    instance = v.get("mastodon_instance")
+    if not instance or not INSTANCE_RE.match(str(instance)):
+        p.append("mastodon_instance: %s must be a DNS label of at most 40 characters (lowercase letters, digits, '-'); "
+                 "it defaults to the inventory host name, so rename the host or set mastodon_instance" % _show(instance))
+    ns = v.get("mastodon_namespace")
+    if not ns or not LABEL_RE.match(str(ns)):
+        p.append("mastodon_namespace: %s is not a valid namespace name; use a DNS label (lowercase letters, digits, '-', "
+                 "at most 63 characters)" % _show(ns))
+    return p
+
+
+def check_version(v):
+    p = []
+    version = v.get("mastodon_version")
+    guard = as_bool(v.get("mastodon_version_guard", True))
+    if not version:
+        return ["mastodon_version: not set; give the Mastodon release to run, like v4.6.3"]
+    version = str(version)
+    if guard:
+        if parse_version(version) is not None and not version.startswith("v"):
+            p.append("mastodon_version: %s has no leading 'v'; Mastodon's image tags look like v4.6.3, so write v%s"
+                     % (_show(version), version))
+        elif parse_version(version) is None:
+            if re.match(r"^\d+\.\d+\.\d+$", version):
+                p.append("mastodon_version: %s has no leading 'v'; Mastodon's image tags look like v4.6.3, so write v%s"
+                         % (_show(version), version))
+            elif "+" in version:
+                p.append("mastodon_version: %s carries build metadata ('+...'), which is not an image tag; "
+                         "use the release tag, like v4.6.3" % _show(version))
+            else:
+                p.append("mastodon_version: %s does not look like v4.6.3; give a release tag, or set "
+                         "mastodon_version_guard=false to run a custom image tag" % _show(version))
+    elif not IMAGE_TAG_RE.match(version):
+        p.append("mastodon_version: %s is not a valid image tag (letters, digits, '.', '_', '-', at most 128 characters)"
+                 % _show(version))
+    instance = str(v.get("mastodon_instance") or "")
+    if instance and IMAGE_TAG_RE.match(version):
+        slug = version_slug(version)
+        longest = max(len(instance + s + slug) for s in JOB_SUFFIXES)
+        if longest > 63:
+            p.append("mastodon_instance: the Job name %s%s%s would have %d characters, over Kubernetes' 63; "
+                     "shorten mastodon_instance (or the version tag)" % (instance, JOB_SUFFIXES[0], slug, longest))
+        cron = max(len(instance + s) for s in CRONJOB_SUFFIXES)
+        if cron > 52:
+            p.append("mastodon_instance: the CronJob names would have %d characters, over Kubernetes' 52; "
+                     "shorten mastodon_instance" % cron)
+    return p
+
+
+def check_services(v):
+    p = []
+    for svc in ("postgresql", "redis", "elasticsearch", "minio"):
+        mode = v.get(svc + "_mode", "incluster")
+        if mode not in MODES:
+            p.append("%s_mode: %s must be incluster or external" % (svc, _show(mode)))
+    if v.get("postgresql_mode") == "external" and not v.get("postgresql_external_host"):
+        p.append("postgresql_external_host: required when postgresql_mode is external; give the database server's host name")
+    if v.get("redis_mode") == "external" and not v.get("redis_external_host"):
+        p.append("redis_external_host: required when redis_mode is external; give the Redis server's host name")
+    search = as_bool(v.get("elasticsearch_enabled", True))
+    if search and v.get("elasticsearch_mode") == "external" and not v.get("elasticsearch_external_host"):
+        p.append("elasticsearch_external_host: required when elasticsearch_mode is external (or set elasticsearch_enabled=false)")
+    if not search and as_bool(v.get("mastodon_search_reindex")):
+        p.append("mastodon_search_reindex: true, but search is disabled (elasticsearch_enabled=false); "
+                 "enable search, or drop mastodon_search_reindex")
+    s3 = as_bool(v.get("mastodon_s3_enabled", True))
+    if s3 and v.get("minio_mode") == "external":
+        endpoint = v.get("minio_external_endpoint")
+        if not endpoint:
+            p.append("minio_external_endpoint: required when minio_mode is external (the S3 URL, like https://s3.eu-central-1.amazonaws.com)")
+        else:
+            p.extend(check_s3_endpoint("minio_external_endpoint", endpoint))
+    return p
+
+
+def check_s3_endpoint(name, endpoint):
+    """An S3 endpoint is scheme://host[:port] and nothing else: the bucket is never part of it."""
+    try:
+        parts = urlsplit(str(endpoint))
+        if parts.port == 0:  # reading .port also raises ValueError for a port out of range
+            raise ValueError("port 0")
+    except ValueError:
+        return ["%s: %s is not a URL; give scheme, host and port only, like https://s3.example.org" % (name, _show(endpoint))]
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return ["%s: %s must start with https:// (or http://) and name a host, like https://s3.example.org" % (name, _show(endpoint))]
+    if parts.username or parts.password:
+        return ["%s: must not carry credentials in the URL; put the keys in the vault (preflight_s3_access_key, "
+                "preflight_s3_secret_key) or in minio_external_admin_secret" % name]
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        return ["%s: %s has a path or query (%s); give only scheme, host and port (the bucket is mastodon_s3_bucket), "
+                "like %s://%s" % (name, _show(endpoint), parts.path + ("?" + parts.query if parts.query else ""),
+                                  parts.scheme, parts.netloc)]
+    return []
+
+
+def check_server_versions(v):
+    """Mastodon 4.5+ needs PostgreSQL 14 and Redis 7.0: the in-cluster images must meet that too."""
+    p = []
+    pg_min, redis_min = min_server_versions(v.get("mastodon_version"))
+    if v.get("postgresql_mode", "incluster") == "incluster":
+        got = _image_major_minor(v.get("postgresql_image"))
+        if got is not None and got < _version_tuple(pg_min):
+            p.append("postgresql_image: %s is PostgreSQL %d, but Mastodon %s needs PostgreSQL %s or newer; "
+                     "use a newer image, like postgres:17.7-alpine" % (_show(v.get("postgresql_image")), got[0],
+                                                                         v.get("mastodon_version"), pg_min))
+    if v.get("redis_mode", "incluster") == "incluster":
+        got = _image_major_minor(v.get("redis_image"))
+        if got is not None and got < _version_tuple(redis_min):
+            p.append("redis_image: %s is Redis %d.%d, but Mastodon %s needs Redis %s or newer; use a newer image, "
+                     "like redis:7.4.10-alpine" % (_show(v.get("redis_image")), got[0], got[1], v.get("mastodon_version"), redis_min))
+    for name, floor in (("preflight_postgresql_min_version", pg_min), ("preflight_redis_min_version", redis_min)):
+        given = v.get(name)
+        if given and _version_tuple(given) < _version_tuple(floor):
+            p.append("%s: %s is below what Mastodon %s needs (%s); raise it to %s or remove it"
+                     % (name, _show(given), v.get("mastodon_version"), floor, floor))
+    return p
+
+
+def scheduler_count(workers):
+    """How many sidekiq processes serve the scheduler queue (replicas, or the HPA maximum), and which."""
+    count, detail = 0, []
+    for w in workers or []:
+        if not isinstance(w, dict):
+            continue
+        hpa = w.get("hpa") or {}
+        pods = int((hpa.get("max_replicas") or 4) if as_bool(hpa.get("enabled")) else (w.get("replicas") if w.get("replicas") is not None else 1))
+        queues = [str(q).split(",")[0] for q in (w.get("queues") or [])]
+        if "scheduler" in queues:
+            count += pods
+            detail.append("%s (%d)" % (w.get("name", "?"), pods))
+    return count, detail
+
+
+def check_sidekiq(v):
+    workers = v.get("mastodon_sidekiq_workers")
+    if workers is None:
+        return []
+    p = []
+    count, detail = scheduler_count(workers)
+    if count != 1:
+        p.append("mastodon_sidekiq_workers: exactly one sidekiq process must serve the scheduler queue (replicas and HPA "
+                 "maximum counted), or cron jobs run twice or never; found %d: %s. Put 'scheduler' in the queues of one "
+                 "worker with replicas 1 and no HPA" % (count, ", ".join(detail) or "none"))
+    names = [w.get("name") for w in workers if isinstance(w, dict)]
+    if not names:
+        p.append("mastodon_sidekiq_workers: needs at least one worker")
+    bad = [n for n in names if not n or not LABEL_RE.match(str(n))]
+    if bad:
+        p.append("mastodon_sidekiq_workers: worker names %s must be DNS labels (lowercase letters, digits, '-'); "
+                 "they become Deployment names" % ", ".join(_show(n) for n in bad))
+    dup = sorted(set(n for n in names if names.count(n) > 1 and n))
+    if dup:
+        p.append("mastodon_sidekiq_workers: worker names must be unique; %s appear more than once" % ", ".join(dup))
+    return p
+
+
+def check_smtp(v):
+    p = []
+    refs = v.get("mastodon_secret_refs") or {}
+    if (v.get("mastodon_smtp_server") and v.get("mastodon_smtp_login") and not v.get("mastodon_smtp_password")
+            and "SMTP_PASSWORD" not in refs):
+        p.append("mastodon_smtp_password: not set although mastodon_smtp_login is; put it in the vault, or reference a "
+                 "Secret in mastodon_secret_refs.SMTP_PASSWORD")
+    return p
+
+
+def check_cluster_access(v):
+    p = []
+    for name in ("mastodon_k8s_kubeconfig", "mastodon_kubeconfig", "preflight_kubeconfig"):
+        value = v.get(name)
+        if value is not None and not isinstance(value, str):
+            p.append("%s: must be the path of a kubeconfig file; an inline kubeconfig would be copied into facts and "
+                     "logs. Write it to a file (mode 0600) and give its path" % name)
+    return p
+
+
+def check_routing(v):
+    """What the cluster must offer for the routing chosen: returned as requirements for cluster_check."""
+    req = []
+    routing = v.get("mastodon_routing", "ingress")
+    if routing == "httproute":
+        req.append({"api_version": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "name": None,
+                    "variables": ["mastodon_routing"],
+                    "fix": "install the Gateway API CRDs (and a Gateway), or set mastodon_routing=ingress"})
+    elif routing == "ingress":
+        cls = v.get("mastodon_ingress_class_name")
+        if cls:
+            req.append({"api_version": "networking.k8s.io/v1", "kind": "IngressClass", "name": cls,
+                        "variables": ["mastodon_ingress_class_name"],
+                        "fix": "name an IngressClass of the cluster (kubectl get ingressclass), or null for the default"})
+        issuer = v.get("mastodon_ingress_cluster_issuer")
+        if issuer:
+            req.append({"api_version": "cert-manager.io/v1", "kind": "ClusterIssuer", "name": issuer,
+                        "variables": ["mastodon_ingress_cluster_issuer"],
+                        "fix": "install cert-manager and create that ClusterIssuer, or set mastodon_ingress_cluster_issuer=null"})
+        if v.get("mastodon_ingress_issuer"):
+            req.append({"api_version": "cert-manager.io/v1", "kind": "Issuer", "name": None,
+                        "variables": ["mastodon_ingress_issuer"],
+                        "fix": "install cert-manager, or set mastodon_ingress_issuer=null"})
+    return req
+
+
+def check_shared_database(me, others):
+    """Two instances on one external database server must not share the role or the database.
+
+    ``me`` and each of ``others`` are dicts: instance, mode, host, port, db_user, db_name.
+    """
+    p = []
+    if me.get("mode") != "external" or not me.get("host"):
+        return p
+    for o in others:
+        if o.get("mode") != "external" or o.get("instance") == me.get("instance"):
+            continue
+        if (str(o.get("host")).lower(), int(o.get("port") or 5432)) != (str(me["host"]).lower(), int(me.get("port") or 5432)):
+            continue
+        if o.get("db_user") == me.get("db_user"):
+            p.append("mastodon_db_user: instance %s uses the role %s on %s:%s, and so does instance %s; each instance "
+                     "needs its own role there: set mastodon_db_user (and mastodon_db_name) per instance in host_vars"
+                     % (me["instance"], _show(me.get("db_user")), me["host"], me.get("port") or 5432, o.get("instance")))
+        if o.get("db_name") == me.get("db_name"):
+            p.append("mastodon_db_name: instance %s uses the database %s on %s:%s, and so does instance %s; set "
+                     "mastodon_db_name per instance in host_vars"
+                     % (me["instance"], _show(me.get("db_name")), me["host"], me.get("port") or 5432, o.get("instance")))
+    return p
+
+
+CHECKS = (check_identity, check_version, check_services, check_server_versions, check_sidekiq, check_smtp,
+          check_cluster_access)
+
+
+def semantic_problems(v):
+    """Every problem of the merged input ``v`` that argument specs cannot express, in a stable order."""
+    out = []
+    for check in CHECKS:
+        out.extend(check(v))
+    return out
+
+
+def _a(word):
+    return ("an " if str(word)[:1] in "aeiou" else "a ") + str(word)
+
+
+def _plain_spec_message(name, message):
+    """Ansible's validator wording, shortened to what an operator needs."""
+    text = re.sub(r"\s+", " ", str(message)).strip()
+    text = re.sub(r"<class '[^']*?(?:Tagged)?(\w+)'>", lambda m: m.group(1).replace("_Ansible", "").lower(), text)
+    m = re.match(r"^argument '([^']+)' is of type (\w+) and we were unable to convert to (\w+)", text)
+    if m:
+        return "is %s, not %s" % (_a(m.group(2)), _a(m.group(3)))
+    m = re.match(r"^Elements value for option '([^']+)' is of type (\w+) and we were unable to convert to (\w+)", text)
+    if m:
+        return "has an element that is %s, not %s" % (_a(m.group(2)), _a(m.group(3)))
+    m = re.match(r"^value of (\S+) must be one of: (.*), got: (.*?)( found in .*)?$", text)
+    if m:
+        return "is %s, not one of %s%s" % (_show(m.group(3)), m.group(2), m.group(4) or "")
+    return text.replace("argument '%s' " % name, "")
+
+
+def spec_error_line(message, spec_names, specs, role_of):
+    """One readable line for an argument-spec error, naming the variable; values of secrets are cut out."""
+    found = [n for n in spec_names if re.search(r"(?<![A-Za-z0-9_])%s(?![A-Za-z0-9_])" % re.escape(n), str(message))]
+    name = max(found, key=len) if found else None
+    if not name:
+        return "preflight: %s; fix the variable it names in the inventory" % re.sub(r"\s+", " ", str(message)).strip()
+    spec = specs.get(name, {})
+    secret = spec.get("no_log") or is_secret_name(name)
+    text = _plain_spec_message(name, message)
+    if secret:
+        text = re.sub(r"^is '.*?', not one of", "is not one of", text)
+        text = re.sub(r"(, got|Got no match for|unable to convert to \w+):.*$", r"\1: (value hidden)", text)
+    fix = "fix it in the inventory"
+    if spec.get("choices"):
+        fix = "set it to one of %s, or remove it to use the default" % ", ".join(str(c) for c in spec["choices"])
+    elif spec.get("type"):
+        kind = spec["type"] if spec["type"] != "raw" else "value"
+        fix = "give %s %s%s, or remove it to use the default" % (
+            "an" if kind[0] in "aeiou" else "a", kind,
+            " of %ss" % spec["elements"] if spec.get("elements") else "")
+    return "%s: %s (%s role); %s" % (name, text, role_of.get(name, "?"), fix)
