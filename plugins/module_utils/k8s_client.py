@@ -12,10 +12,12 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import re
 
 try:
     from kubernetes import client as k8s_client_lib
     from kubernetes import config as k8s_config
+    from kubernetes.client import rest as k8s_rest
     HAS_KUBERNETES = True
     KUBERNETES_IMPORT_ERROR = None
 except ImportError as exc:  # pragma: no cover - reported through missing_required_lib
@@ -39,6 +41,18 @@ K8S_AUTH_ARG_SPEC = dict(
                     fallback=(lambda: os.environ.get("K8S_AUTH_KEY_FILE"),)),
 )
 """Options every Kubernetes-facing module accepts (documented by the k8s_auth doc fragment)."""
+
+RUN_LOCK_ARG_SPEC = dict(
+    run_lock=dict(type="dict", options=dict(
+        namespace=dict(type="str", required=True),
+        name=dict(type="str", required=True),
+        holder=dict(type="dict", required=True),
+        duration=dict(type="int", default=900),
+        renew_every=dict(type="int", default=300),
+        break_lock=dict(type="bool", default=False),
+    )),
+)
+"""The run lock option of every module that writes to the cluster (doc fragment run_lock)."""
 
 
 def _env_bool(name):
@@ -95,6 +109,54 @@ def build_api_client(params):
     api_client = k8s_client_lib.ApiClient(configuration)
     # Lets the API server's audit log attribute every request to this collection.
     api_client.user_agent = USER_AGENT
+    if params.get("run_lock"):
+        guard_writes(api_client, params["run_lock"])
+    return api_client
+
+
+MUTATING_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+# Requests that store nothing, or that the lock itself sends.
+_NOT_GUARDED = re.compile(r"/apis/(authorization\.k8s\.io|authentication\.k8s\.io)/|/apis/coordination\.k8s\.io/v1/namespaces/[^/]+/leases(/|$)")
+
+
+def _is_dry_run(url, query_params):
+    pairs = list(query_params or [])
+    if any(k == "dryRun" for k, _v in pairs):
+        return True
+    return "dryRun=" in (url or "")
+
+
+def guard_writes(api_client, run_lock):
+    """Make ``api_client`` take the instance's run lock before its first real write.
+
+    The lock (a coordination.k8s.io Lease, see module_utils/lease.py and docs/safety.md) is taken
+    lazily: a run that writes nothing (a no-op rerun, check mode, which sends dry runs only)
+    sends no request for it but a read, and so stays at zero writes. The first POST, PUT, PATCH or
+    DELETE that would store something first acquires the lock, or renews it when this run
+    already holds it; another run's live lock fails the request with a message naming that run.
+    """
+    from ansible_collections.fediverse.mastodon.plugins.module_utils import run_lock as run_lock_utils
+
+    original = api_client.request
+    state = {"held": False, "busy": False}
+
+    def request(method, url, query_params=None, headers=None, post_params=None, body=None,
+                _preload_content=True, _request_timeout=None):
+        if (method in MUTATING_METHODS and not state["held"] and not state["busy"]
+                and not _NOT_GUARDED.search(url or "") and not _is_dry_run(url, query_params)):
+            state["busy"] = True
+            try:
+                run_lock_utils.hold(api_client, run_lock)
+                state["held"] = True
+            except run_lock_utils.lease.LeaseError as exc:
+                # 423 Locked, as an API error: every module already reports those in one line
+                raise k8s_rest.ApiException(status=423, reason=str(exc))
+            finally:
+                state["busy"] = False
+        return original(method, url, query_params=query_params, headers=headers, post_params=post_params, body=body,
+                        _preload_content=_preload_content, _request_timeout=_request_timeout)
+
+    api_client.request = request
     return api_client
 
 

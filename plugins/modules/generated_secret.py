@@ -25,6 +25,7 @@ author:
   - fediverse.mastodon contributors (@fediverse-mastodon)
 extends_documentation_fragment:
   - fediverse.mastodon.k8s_auth
+  - fediverse.mastodon.run_lock
   - ansible.builtin.action_common_attributes
 options:
   namespace:
@@ -171,6 +172,7 @@ def main():
         rotate=dict(type="list", elements="str", default=[], no_log=False),
     )
     argument_spec.update(k8s_client.K8S_AUTH_ARG_SPEC)
+    argument_spec.update(k8s_client.RUN_LOCK_ARG_SPEC)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     generators, problems = build_generators(params["keys"])

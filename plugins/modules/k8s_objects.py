@@ -26,6 +26,7 @@ author:
   - Fediverse Mastodon maintainers (@fediverse)
 extends_documentation_fragment:
   - fediverse.mastodon.k8s_auth
+  - fediverse.mastodon.run_lock
 options:
   definitions:
     description:
@@ -128,7 +129,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.fediverse.mastodon.plugins.module_utils.k8s_client import (
-    HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR, K8S_AUTH_ARG_SPEC, build_api_client)
+    HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR, K8S_AUTH_ARG_SPEC, RUN_LOCK_ARG_SPEC, build_api_client)
 from ansible_collections.fediverse.mastodon.plugins.module_utils.k8s_objects import (
     KubeRest, ensure_object, project, redact, secret_values)
 
@@ -163,6 +164,7 @@ def main():
         field_manager=dict(type="str", default="fediverse-mastodon"),
     )
     argument_spec.update(K8S_AUTH_ARG_SPEC)
+    argument_spec.update(RUN_LOCK_ARG_SPEC)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if not HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(KUBERNETES_IMPORT_ERROR))

@@ -30,6 +30,7 @@ author:
   - fediverse.mastodon contributors (@fediverse-mastodon)
 extends_documentation_fragment:
   - fediverse.mastodon.k8s_auth
+  - fediverse.mastodon.run_lock
   - ansible.builtin.action_common_attributes
 options:
   mastodon_version:
@@ -267,6 +268,7 @@ def main():
         i_understand_data_loss=dict(type="bool", default=False),
     )
     argument_spec.update(k8s_client.K8S_AUTH_ARG_SPEC)
+    argument_spec.update(k8s_client.RUN_LOCK_ARG_SPEC)
     module = AnsibleModule(
         argument_spec=argument_spec,
         mutually_exclusive=[("existing", "namespace"), ("existing", "name")],
