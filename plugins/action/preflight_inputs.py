@@ -30,7 +30,7 @@ from ansible_collections.fediverse.mastodon.plugins.plugin_utils import inputs
 ROLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "roles")
 DEFAULT_ROLES = ("postgresql", "redis", "elasticsearch", "minio", "provision", "mastodon")
 # Variables the semantic checks read that no role declares (or that the preflight role owns).
-EXTRA_NAMES = ("mastodon_domain", "mastodon_kubeconfig", "preflight_kubeconfig",
+EXTRA_NAMES = ("mastodon_domain", "mastodon_kubeconfig", "preflight_kubeconfig", "postgresql_external_direct_host",
                "preflight_postgresql_min_version", "preflight_redis_min_version")
 # Argument-spec keys that describe an option but do not validate it.
 DOC_KEYS = ("description", "default", "version_added")
@@ -147,6 +147,8 @@ class ActionModule(ActionBase):
             deferred=sorted(deferred),
             # what the cluster must offer (cluster_check's required_resources)
             required_resources=inputs.check_routing(merged),
+            # the instance record's identity fields (instance_record), computed once for every phase
+            identity=inputs.record_identity(merged),
             postgresql_min_version=merged.get("preflight_postgresql_min_version") or pg_min,
             redis_min_version=merged.get("preflight_redis_min_version") or redis_min,
         )

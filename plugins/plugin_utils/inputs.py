@@ -315,6 +315,29 @@ def check_shared_database(me, others):
     return p
 
 
+RECORD_VARIABLES = dict(version="mastodon_version", local_domain="mastodon_local_domain",
+                        db_host="postgresql_external_host", db_name="mastodon_db_name", db_user="mastodon_db_user",
+                        s3_bucket="mastodon_s3_bucket", s3_endpoint="minio_external_endpoint")
+
+
+def record_identity(v):
+    """What the durable instance record holds about where the instance lives (no secret in it).
+
+    In-cluster services are named ``incluster``: their address follows the instance name, and a
+    move between in-cluster and external is exactly the change the record must catch."""
+    external_db = v.get("postgresql_mode") == "external"
+    s3 = as_bool(v.get("mastodon_s3_enabled", True))
+    external_s3 = v.get("minio_mode") == "external"
+    return dict(
+        local_domain=v.get("mastodon_local_domain") or v.get("mastodon_domain"),
+        db_host=(v.get("postgresql_external_direct_host") or v.get("postgresql_external_host")) if external_db else "incluster",
+        db_name=v.get("provision_db_name") or v.get("mastodon_db_name"),
+        db_user=v.get("provision_db_user") or v.get("mastodon_db_user"),
+        s3_bucket=(v.get("provision_s3_bucket") or v.get("mastodon_s3_bucket")) if s3 else None,
+        s3_endpoint=(v.get("minio_external_endpoint") if external_s3 else "incluster") if s3 else None,
+    )
+
+
 CHECKS = (check_identity, check_version, check_services, check_server_versions, check_sidekiq, check_smtp,
           check_cluster_access)
 
