@@ -4,6 +4,8 @@
 """PostgreSQL helpers shared by the collection's modules.
 
 - connection options (documented by the fediverse.mastodon.postgres doc fragment) and connect();
+- credentials given by Secret reference (``login_password_secret`` and a module's own), read from
+  the Kubernetes API by the module itself (resolve_secret_refs());
 - SCRAM-SHA-256 verifiers computed on the client, so a plaintext password never reaches the
   server or its logs, and compared with the stored one for idempotence;
 - identifier validation;
@@ -15,6 +17,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import base64
+import copy
 import hashlib
 import hmac
 import os
@@ -34,6 +37,13 @@ except ImportError as exc:  # pragma: no cover - reported through missing_requir
     HAS_PSYCOPG2 = False
     PSYCOPG2_IMPORT_ERROR = exc
 
+from ansible_collections.fediverse.mastodon.plugins.module_utils import k8s_client
+from ansible_collections.fediverse.mastodon.plugins.module_utils.k8s_secret import (
+    SecretStoreError,
+    read_secret_value,
+    secret_ref_spec,
+    valid_key_name,
+)
 from ansible_collections.fediverse.mastodon.plugins.module_utils.portforward import (
     ForwardedEndpoint,
     port_forward,
@@ -62,10 +72,40 @@ POSTGRES_CONNECTION_SPEC = dict(
 )
 """Connection options of every PostgreSQL-facing module (doc fragment fediverse.mastodon.postgres)."""
 
+
+def secret_reference_spec():
+    """A Secret reference option ``{name, key, namespace}``.
+
+    Not no_log: a reference names a Secret and a key, which the error messages must be able to
+    show; the value it points at is added to the module's no_log values once read.
+    """
+    spec = secret_ref_spec(no_log=False)
+    spec["options"]["key"]["no_log"] = False
+    return spec
+
+
+def k8s_auth_spec():
+    """The ``k8s_auth`` option: Kubernetes credentials for reading Secret references.
+
+    They cannot be top-level options here: ``host`` is an alias of login_host and ``ca_cert``
+    is PostgreSQL's CA. ``apply_defaults`` applies the K8S_AUTH_* fallbacks when it is omitted.
+    """
+    return dict(type="dict", options=copy.deepcopy(k8s_client.K8S_AUTH_ARG_SPEC), apply_defaults=True)
+
+
+POSTGRES_SECRET_REF_SPEC = dict(
+    login_password_secret=secret_reference_spec(),
+    namespace=dict(type="str"),
+    k8s_auth=k8s_auth_spec(),
+)
+"""Options that take credentials by Secret reference (doc fragment fediverse.mastodon.postgres)."""
+
 POSTGRES_MUTUALLY_EXCLUSIVE = [
     ("via_kubernetes", "login_host"),
     ("via_kubernetes", "login_unix_socket"),
     ("login_host", "login_unix_socket"),
+    ("login_password", "login_password_secret"),
+    ("via_kubernetes", "k8s_auth"),
 ]
 
 
@@ -73,7 +113,101 @@ def postgres_argument_spec():
     """A fresh copy of the connection options, to extend with a module's own."""
     spec = dict(POSTGRES_CONNECTION_SPEC)
     spec["via_kubernetes"] = via_kubernetes_spec()
+    spec.update(copy.deepcopy(POSTGRES_SECRET_REF_SPEC))
     return spec
+
+
+# ---- credentials by Secret reference --------------------------------------------------------
+
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def default_secret_namespace(params):
+    """The namespace of a reference without its own: the namespace option, else via_kubernetes's."""
+    return params.get("namespace") or (params.get("via_kubernetes") or {}).get("namespace")
+
+
+def secret_ref_location(params, option):
+    """``namespace/name`` of the Secret that option ``option`` refers to (for messages)."""
+    ref = params.get(option) or {}
+    return "%s/%s" % (ref.get("namespace") or default_secret_namespace(params), ref.get("name"))
+
+
+def secret_ref_problems(params, options):
+    """Messages (naming the option) for malformed references among ``options``; no API call."""
+    default_ns = default_secret_namespace(params)
+    problems = []
+    for option in options:
+        ref = params.get(option)
+        if not ref:
+            continue
+        name, key, ns = ref.get("name") or "", ref.get("key") or "", ref.get("namespace") or default_ns
+        if len(name) > 253 or not _DNS_SUBDOMAIN.match(name):
+            problems.append("%s.name %r is not a Secret name (lower-case letters, digits, '-' and '.')" % (option, name))
+        if not valid_key_name(key):
+            problems.append("%s.key %r is not a Secret key (letters, digits, '-', '_' and '.')" % (option, key))
+        if not ns:
+            problems.append("%s has no namespace: set %s.namespace, or the module's namespace option "
+                            "(via_kubernetes.namespace is the default when via_kubernetes is used)" % (option, option))
+        elif len(ns) > 63 or not _DNS_LABEL.match(ns):
+            problems.append("%s: namespace %r is not a namespace name" % (option, ns))
+    return problems
+
+
+def resolve_secret_refs(module, pairs, params=None):
+    """Read the credentials given by Secret reference; return a copy of the params with them set.
+
+    ``pairs`` lists ``(reference_option, plain_option)``, for example
+    ``("login_password_secret", "login_password")``. For each reference that is set, its value is
+    read from the Kubernetes API and put under ``plain_option`` in the returned dict (module.params
+    itself is not changed, so the invocation shows the reference, not a value). The value is added
+    to the module's no_log values. The API client is built from via_kubernetes (the same
+    credentials as the port-forward) when it is set, else from k8s_auth. Failures call fail_json
+    with a message naming the option, the Secret and the key, never a value.
+    """
+    params = dict(module.params if params is None else params)
+    wanted = [(ref_option, plain) for ref_option, plain in pairs if params.get(ref_option)]
+    if not wanted:
+        return params
+    options = [ref_option for ref_option, dummy in wanted]
+    problems = secret_ref_problems(params, options)
+    if problems:
+        module.fail_json(msg="; ".join(problems), changed=False, queries=[])
+    if not k8s_client.HAS_KUBERNETES:
+        module.fail_json(msg=missing_required_lib("kubernetes") + " (needed by %s)" % " and ".join(options),
+                         exception=to_native(k8s_client.KUBERNETES_IMPORT_ERROR), changed=False, queries=[])
+    via = params.get("via_kubernetes")
+    auth_option = "via_kubernetes" if via else "k8s_auth"
+    default_ns = default_secret_namespace(params)
+    try:
+        api_client = k8s_client.build_api_client(via or params.get("k8s_auth") or {})
+    except Exception as exc:  # pylint: disable=broad-except
+        module.fail_json(msg="%s: cannot set up the Kubernetes client from %s: %s: %s; check its kubeconfig/context/host "
+                             "(or the K8S_AUTH_* variables and KUBECONFIG)"
+                             % (" and ".join(options), auth_option, type(exc).__name__, to_native(exc)),
+                         changed=False, queries=[])
+    for ref_option, plain in wanted:
+        ref = params[ref_option]
+        where = secret_ref_location(params, ref_option)
+        try:
+            value = read_secret_value(api_client, default_ns, ref, ref_option)
+        except SecretStoreError as exc:
+            message = to_native(exc)
+            if not message.startswith(ref_option):
+                message = "%s: %s" % (ref_option, message)
+            module.fail_json(msg=message, changed=False, queries=[])
+        except Exception as exc:  # pylint: disable=broad-except
+            module.fail_json(msg="%s: cannot read Secret %s from the Kubernetes API: %s: %s; check %s (kubeconfig, context, "
+                                 "host) and that the API server is reachable"
+                                 % (ref_option, where, type(exc).__name__, to_native(exc), auth_option),
+                             changed=False, queries=[])
+        if value == "":
+            module.fail_json(msg="%s: key %s of Secret %s is empty; put the credential there, or point %s at "
+                                 "another key" % (ref_option, ref["key"], where, ref_option), changed=False, queries=[])
+        module.no_log_values.add(value)
+        params[plain] = value
+    return params
 
 
 # ---- identifiers ----------------------------------------------------------------------------
@@ -307,13 +441,14 @@ def connection_error_hint(error_text, option_prefix="login_"):
     return "check the connection options"
 
 
-def connect(module, where, dbname=None, autocommit=True, raise_errors=False):
+def connect(module, where, dbname=None, autocommit=True, raise_errors=False, params=None):
     """Connect as the admin (login_user) to ``dbname`` (default login_db) through ``where``.
 
-    Calls fail_json with the cause and the fix on failure (or re-raises with raise_errors=True,
-    for a caller that must undo something first).
+    ``params`` defaults to module.params (pass the result of resolve_secret_refs()). Calls
+    fail_json with the cause and the fix on failure (or re-raises with raise_errors=True, for a
+    caller that must undo something first).
     """
-    kwargs = connection_kwargs(module.params, where.host, where.port, dbname=dbname)
+    kwargs = connection_kwargs(module.params if params is None else params, where.host, where.port, dbname=dbname)
     try:
         conn = psycopg2.connect(**kwargs)
     except psycopg2.Error as exc:
@@ -323,6 +458,9 @@ def connect(module, where, dbname=None, autocommit=True, raise_errors=False):
         forward_errors = where.errors(wait=2.0)
         extra = (" (port-forward: %s)" % "; ".join(forward_errors)) if forward_errors else ""
         hint = connection_error_hint(message)
+        if module.params.get("login_password_secret") and "login_password" in hint:
+            hint = hint.replace("login_password", "login_password_secret (key %s of Secret %s)" % (
+                module.params["login_password_secret"]["key"], secret_ref_location(module.params, "login_password_secret")))
         if forward_errors:
             hint = "check via_kubernetes.port and that PostgreSQL listens on that port in the pod"
         module.fail_json(msg="could not connect to PostgreSQL at %s, database %s, as %s: %s%s; %s"

@@ -23,6 +23,9 @@ description:
     C(public) schema (as Mastodon's migrations need) on PostgreSQL 13 to 17, and C(PUBLIC) cannot.
   - Works with a managed server (Amazon RDS, Cloud SQL, Azure) whose admin user has C(CREATEROLE)
     and C(CREATEDB), with an in-cluster server reached through O(via_kubernetes), or directly.
+  - Both passwords can be given by reference to a Kubernetes Secret (O(login_password_secret),
+    O(password_secret)) instead of in plaintext. The module then reads them from the API server
+    itself, so they never pass through an Ansible variable, a registered result, a fact or a log.
   - Manual drift (for example C(ALTER ROLE ... SUPERUSER)) is put back and reported as a change.
   - Identifiers are always quoted. Names are checked first (see O(database)); nothing is changed when
     an input is refused or the server cannot be reached. If a step fails after the role or the
@@ -59,9 +62,34 @@ options:
     aliases: [user]
   password:
     description:
-      - The role's password. Required with O(state=present). Never logged; the module sends only
-        its SCRAM-SHA-256 verifier.
+      - The role's password. With O(state=present), this or O(password_secret) is required. Never
+        logged; the module sends only its SCRAM-SHA-256 verifier.
+      - Mutually exclusive with O(password_secret).
     type: str
+  password_secret:
+    description:
+      - The role's password, read by the module from a key of a Kubernetes Secret, instead of
+        O(password). Mutually exclusive with O(password).
+      - O(update_password) works the same as with O(password). The value is used exactly as stored
+        (a trailing newline is part of it) and must not be empty.
+      - Read with the credentials of O(via_kubernetes) when it is set, else with O(k8s_auth). With
+        O(state=absent) it is not read (the Secret may already be gone).
+    type: dict
+    suboptions:
+      name:
+        description:
+          - Name of the Secret.
+        type: str
+        required: true
+      key:
+        description:
+          - The key of the Secret's C(data) that holds the password.
+        type: str
+        required: true
+      namespace:
+        description:
+          - Namespace of the Secret. Defaults to O(namespace).
+        type: str
   update_password:
     description:
       - V(always) sets the password when the stored one differs. The module recomputes the verifier
@@ -130,8 +158,10 @@ options:
     default: false
 requirements:
   - psycopg2 (the C(psycopg2-binary) wheel is fine)
-  - kubernetes (Python library), only with O(via_kubernetes)
+  - kubernetes (Python library), only with O(via_kubernetes), O(login_password_secret) or O(password_secret)
 notes:
+  - With O(login_password_secret) or O(password_secret), the Kubernetes credentials need C(get) on
+    the Secrets they name.
   - The password check reads C(pg_authid), which needs a superuser. A non-superuser admin (managed
     servers) cannot read it; the module then tries to log in as O(role) with O(password) and sets the
     password only if that fails. If C(pg_hba.conf) does not let the module's host log in as O(role),
@@ -171,6 +201,35 @@ EXAMPLES = r'''
     conn_limit: 60
     extensions: [pg_stat_statements]
     readonly_roles: [backup]
+
+- name: Both passwords by Secret reference, read by the module itself (no plaintext in Ansible)
+  fediverse.mastodon.postgresql_app_db:
+    via_kubernetes:
+      namespace: mastodon
+      service: postgresql
+    login_user: postgres
+    login_password_secret:
+      name: postgresql
+      key: postgres-password
+    password_secret:
+      name: mastodon-db
+      key: password
+    database: mastodon_production
+    role: mastodon
+
+- name: A managed server reached directly; the Secrets are read with the default Kubernetes credentials
+  fediverse.mastodon.postgresql_app_db:
+    login_host: db.example.org
+    ssl_mode: verify-full
+    ca_cert: /etc/ssl/certs/db-ca.pem
+    login_user: mastodon_admin
+    namespace: mastodon
+    login_password_secret: {name: rds-admin, key: password}
+    password_secret: {name: mastodon-db, key: password}
+    k8s_auth:
+      context: production
+    database: mastodon_production
+    role: mastodon
 
 - name: Keep the password the application already uses (set only on creation)
   fediverse.mastodon.postgresql_app_db:
@@ -246,8 +305,10 @@ from ansible_collections.fediverse.mastodon.plugins.module_utils.postgres import
     endpoint,
     postgres_argument_spec,
     require_psycopg2,
+    resolve_secret_refs,
     scram_password_matches,
     scram_sha256_verifier,
+    secret_reference_spec,
     try_login,
     validate_identifier,
 )
@@ -278,12 +339,13 @@ def _norm_encoding(name):
 class AppDb(object):
     """Observe, plan and apply; one instance per module run."""
 
-    def __init__(self, module, where):
+    def __init__(self, module, where, params=None):
         self.module = module
-        self.params = module.params
+        # module.params with the credentials given by Secret reference filled in
+        self.params = module.params if params is None else params
         self.where = where
         self.log = QueryLog(check_mode=module.check_mode)
-        self.conn = connect(module, where)
+        self.conn = connect(module, where, params=self.params)
         self.cur = self.conn.cursor()
         self.server_version = self.conn.server_version
         self.created_role = False
@@ -389,7 +451,7 @@ class AppDb(object):
         self.log.run(cur or self.cur, query, params, secret=secret)
 
     def connect_db(self, name):
-        return connect(self.module, self.where, dbname=name, autocommit=False, raise_errors=True)
+        return connect(self.module, self.where, dbname=name, autocommit=False, raise_errors=True, params=self.params)
 
     def close(self):
         try:
@@ -441,7 +503,7 @@ def refuse_admin_role(app, admin, role):
 
 
 def present(app, module):
-    p = module.params
+    p = app.params
     role, dbname, readonly, extensions = p["role"], p["database"], p["readonly_roles"], p["extensions"]
     admin = app.admin()
     refuse_admin_role(app, admin, role)
@@ -660,7 +722,7 @@ def rollback_creation(app, role, dbname):
 
 
 def absent(app, module):
-    p = module.params
+    p = app.params
     role, dbname = p["role"], p["database"]
     admin = app.admin()
     refuse_admin_role(app, admin, role)
@@ -711,6 +773,7 @@ def argument_spec():
         database=dict(type="str", required=True, aliases=["db", "name"]),
         role=dict(type="str", required=True, aliases=["user"]),
         password=dict(type="str", no_log=True),
+        password_secret=secret_reference_spec(),
         update_password=dict(type="str", default="always", choices=["always", "on_create"], no_log=False),
         state=dict(type="str", default="present", choices=["present", "absent"]),
         conn_limit=dict(type="int"),
@@ -728,8 +791,8 @@ def argument_spec():
 def main():
     module = AnsibleModule(
         argument_spec=argument_spec(),
-        mutually_exclusive=POSTGRES_MUTUALLY_EXCLUSIVE,
-        required_if=[("state", "present", ["password"])],
+        mutually_exclusive=POSTGRES_MUTUALLY_EXCLUSIVE + [("password", "password_secret")],
+        required_if=[("state", "present", ["password", "password_secret"], True)],
         supports_check_mode=True,
     )
     p = module.params
@@ -752,10 +815,15 @@ def main():
     if errors:
         module.fail_json(msg="; ".join(errors), queries=[], changed=False)
     require_psycopg2(module)
+    # Secret references are read before anything connects; the role's password only when it is used.
+    refs = [("login_password_secret", "login_password")]
+    if p["state"] == "present":
+        refs.append(("password_secret", "password"))
+    params = resolve_secret_refs(module, refs)
 
     result = dict(changed=False, role=p["role"], database=p["database"], queries=[], changes=[])
     with endpoint(module) as where:
-        app = AppDb(module, where)
+        app = AppDb(module, where, params)
         try:
             result["server_version"] = app.server_version
             if p["state"] == "present":

@@ -660,3 +660,173 @@ def test_port_forward_in_process_relays_and_closes_everything(kube_ns):
             break
         time.sleep(0.1)
     assert threading.active_count() <= before, [t.name for t in threading.enumerate()]
+
+
+# Secret references: both passwords read by the module from Secrets in the lab's kube-apiserver -----
+
+def _core():
+    pytest.importorskip("kubernetes")
+    from kubernetes import client, config
+    return client.CoreV1Api(config.new_client_from_config(config_file=KUBECONFIG))
+
+
+def _put_secret(core, ns, name, data):
+    """Create or replace Secret ns/name with ``data`` (plain strings)."""
+    import base64
+    from kubernetes.client.rest import ApiException
+    body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": {"name": name},
+            "data": dict((k, base64.b64encode(v.encode()).decode()) for k, v in data.items())}
+    try:
+        core.create_namespaced_secret(ns, body)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+        core.replace_namespaced_secret(name, ns, body)
+
+
+@pytest.fixture(scope="module")
+def secret_ns():
+    """A fresh namespace with the admin password (the lab's) and a generated application password."""
+    core = _core()
+    from kubernetes import client
+    ns = PREFIX.replace("_", "-") + "-refs"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+    try:
+        app_password = "ref-" + uuid.uuid4().hex
+        _put_secret(core, ns, "pg-admin", {"admin-password": LAB["PASSWORD"], "unrelated": "x"})
+        _put_secret(core, ns, "app-db", {"password": app_password})
+        yield dict(ns=ns, core=core, app_password=app_password)
+    finally:
+        core.delete_namespace(ns)
+
+
+def ref_args(db, role, ns, password_key="password", **extra):
+    """Module arguments with secret references only: no password of any kind in them."""
+    out = dict(login_host=LAB["HOST"], login_port=int(LAB["PORT"]), login_user=LAB["USER"], namespace=ns,
+               login_password_secret=dict(name="pg-admin", key="admin-password"),
+               password_secret=dict(name="app-db", key=password_key), database=db, role=role)
+    out.update(extra)
+    return out
+
+
+@needs_kube
+def test_secret_refs_only_role_logs_in_with_the_generated_password_and_rerun_is_unchanged(secret_ns):
+    db = role = name("refs")
+    a = ref_args(db, role, secret_ns["ns"])
+    result, proc = run(a, diff=True)
+    assert result.get("changed") is True and not result.get("failed"), (result, proc.stderr[-2000:])
+    # a real login, over TCP, as the application role with the password only the Secret holds
+    conn = login(role, secret_ns["app_password"], db)
+    cur = conn.cursor()
+    cur.execute("SELECT current_user, current_database()")
+    assert cur.fetchone() == (role, db)
+    conn.close()
+    assert not can_login(role, "not-" + secret_ns["app_password"], db)
+    assert result["invocation"]["module_args"]["password"] is None
+    assert result["invocation"]["module_args"]["login_password"] is None
+    assert result["invocation"]["module_args"]["password_secret"] == dict(name="app-db", key="password", namespace=None)
+
+    again, dummy = run(a, diff=True)
+    assert again.get("changed") is False and again["queries"] == [], again
+    # the same, with the Kubernetes credentials given explicitly instead of KUBECONFIG
+    explicit, dummy = run(dict(a, k8s_auth=dict(kubeconfig=KUBECONFIG)), env=dict(ENV, KUBECONFIG="/nonexistent"))
+    assert explicit.get("changed") is False and not explicit.get("failed"), explicit
+
+
+@needs_kube
+def test_secret_refs_update_password_always_and_on_create(secret_ns):
+    db = role = name("refrot")
+    ns, core = secret_ns["ns"], secret_ns["core"]
+    first, second, third = ("r1-" + uuid.uuid4().hex, "r2-" + uuid.uuid4().hex, "r3-" + uuid.uuid4().hex)
+    _put_secret(core, ns, "rot-db", {"password": first})
+    a = ref_args(db, role, ns, password_secret=dict(name="rot-db", key="password"))
+    assert run(a)[0].get("changed") is True
+    assert can_login(role, first, db)
+
+    _put_secret(core, ns, "rot-db", {"password": second})
+    result, dummy = run(dict(a, update_password="always"), diff=True)
+    assert result.get("changed") is True and result["changes"] == ["role.password"], result
+    assert can_login(role, second, db) and not can_login(role, first, db)
+    assert run(dict(a, update_password="always"))[0].get("changed") is False
+
+    _put_secret(core, ns, "rot-db", {"password": third})
+    result, dummy = run(dict(a, update_password="on_create"))
+    assert result.get("changed") is False, result
+    assert can_login(role, second, db) and not can_login(role, third, db)
+
+
+@needs_kube
+def test_secret_ref_errors_name_the_option_the_secret_and_the_key(secret_ns):
+    ns = secret_ns["ns"]
+    db = role = name("referr")
+    result, dummy = run(ref_args(db, role, ns, password_key="no-such-key"))
+    assert result.get("failed") is True, result
+    assert result["msg"].startswith("password_secret: Secret %s/app-db has no key no-such-key" % ns), result["msg"]
+    assert "(it has: password)" in result["msg"]
+
+    result, dummy = run(ref_args(db, role, ns, password_secret=dict(name="ghost", key="password")))
+    assert result.get("failed") is True and result["msg"].startswith("password_secret: Secret %s/ghost does not exist" % ns)
+
+    result, dummy = run(ref_args(db, role, ns, login_password_secret=dict(name="pg-admin", key="missing")))
+    assert result.get("failed") is True and result["msg"].startswith("login_password_secret: Secret %s/pg-admin" % ns)
+    assert "admin-password, unrelated" in result["msg"]
+
+    # a Secret whose value is wrong: PostgreSQL refuses, and the hint names the reference
+    result, dummy = run(ref_args(db, role, ns, login_password_secret=dict(name="app-db", key="password")))
+    assert result.get("failed") is True and "password authentication failed" in result["msg"], result["msg"]
+    assert "login_password_secret (key password of Secret %s/app-db)" % ns in result["msg"]
+
+    # the API server refuses a bad token: the message names the option and the Secret
+    import yaml
+    with open(KUBECONFIG) as fh:
+        server = yaml.safe_load(fh)["clusters"][0]["cluster"]["server"]
+    bad = dict(host=server, api_key="not-a-token", validate_certs=False)
+    result, dummy = run(ref_args(db, role, ns, k8s_auth=bad))
+    assert result.get("failed") is True and result["msg"].startswith("login_password_secret: Cannot read Secret"), result
+    assert "HTTP 401" in result["msg"] and "pg-admin" in result["msg"]
+
+    assert LAB["PASSWORD"] not in str(result) and secret_ns["app_password"] not in str(result)
+    assert nothing_created("referr")
+
+
+@needs_kube
+def test_secret_refs_never_appear_at_vvv(secret_ns):
+    ns, core = secret_ns["ns"], secret_ns["core"]
+    db = role = name("refvvv")
+    first, rotated = "v1-" + uuid.uuid4().hex, "v2-" + uuid.uuid4().hex
+    _put_secret(core, ns, "vvv-db", {"password": first})
+    a = ref_args(db, role, ns, password_secret=dict(name="vvv-db", key="password"))
+    outputs = []
+    for kw in (dict(check=True), dict(), dict(), dict(rotate=True)):
+        if kw.pop("rotate", False):
+            _put_secret(core, ns, "vvv-db", {"password": rotated})
+        result, proc = run(a, verbosity=3, diff=True, **kw)
+        assert not result.get("failed"), result
+        outputs.append(proc.stdout + proc.stderr)
+    assert result.get("changed") is True and result["changes"] == ["role.password"], result
+    result, proc = run(dict(a, password_secret=dict(name="vvv-db", key="nope")), verbosity=3)
+    assert result.get("failed") is True and "password_secret" in result["msg"]
+    outputs.append(proc.stdout + proc.stderr)
+    text = "\n".join(outputs)
+    assert "postgresql_app_db" in text and "vvv-db" in text and len(text) > 1000, "the -vvv output was captured"
+    for value in (first, rotated, LAB["PASSWORD"]):
+        assert value not in text
+    assert can_login(role, rotated, db) and not can_login(role, first, db)
+
+
+@needs_kube
+def test_secret_refs_through_via_kubernetes_default_to_its_namespace(kube_ns):
+    core = _core()
+    password = "via-" + uuid.uuid4().hex
+    _put_secret(core, kube_ns, "pg-admin", {"admin-password": LAB["PASSWORD"]})
+    _put_secret(core, kube_ns, "app-db", {"password": password})
+    db = role = name("refvia")
+    a = dict(via_kubernetes=dict(namespace=kube_ns, kubeconfig=KUBECONFIG, service="pg"), login_user=LAB["USER"],
+             login_password_secret=dict(name="pg-admin", key="admin-password"),
+             password_secret=dict(name="app-db", key="password"), database=db, role=role)
+    # no KUBECONFIG in the environment: the Secrets are read with via_kubernetes's credentials
+    env = dict(ENV, KUBECONFIG="/nonexistent")
+    result, proc = run(a, env=env)
+    assert result.get("changed") is True and not result.get("failed"), (result, proc.stderr[-2000:])
+    assert can_login(role, password, db)
+    assert run(a, env=env)[0].get("changed") is False

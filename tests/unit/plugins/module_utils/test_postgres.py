@@ -146,3 +146,29 @@ def test_argument_spec_marks_secrets_no_log():
     spec = pg.postgres_argument_spec()
     assert spec["login_password"]["no_log"] is True
     assert spec["via_kubernetes"]["options"]["api_key"]["no_log"] is True
+
+
+def test_secret_ref_problems_name_the_option_and_fall_back_to_namespaces():
+    ref = dict(name="pg-admin", key="password", namespace=None)
+    assert pg.secret_ref_problems(dict(login_password_secret=ref, namespace="m"), ["login_password_secret"]) == []
+    via = dict(namespace="from-via", service="pg")
+    assert pg.secret_ref_problems(dict(login_password_secret=ref, via_kubernetes=via), ["login_password_secret"]) == []
+    assert pg.secret_ref_location(dict(login_password_secret=ref, via_kubernetes=via), "login_password_secret") == \
+        "from-via/pg-admin"
+    assert pg.secret_ref_location(dict(login_password_secret=dict(ref, namespace="own"), namespace="m"),
+                                  "login_password_secret") == "own/pg-admin"
+    problems = pg.secret_ref_problems(dict(password_secret=ref), ["password_secret"])
+    assert problems == ["password_secret has no namespace: set password_secret.namespace, or the module's namespace "
+                        "option (via_kubernetes.namespace is the default when via_kubernetes is used)"]
+    bad = dict(name="UPPER", key="a/b", namespace="bad_ns")
+    problems = pg.secret_ref_problems(dict(password_secret=bad), ["password_secret"])
+    assert [p.split(" ")[0] for p in problems] == ["password_secret.name", "password_secret.key", "password_secret:"]
+
+
+def test_argument_spec_secret_references():
+    spec = pg.postgres_argument_spec()
+    assert spec["login_password_secret"]["type"] == "dict" and spec["login_password_secret"]["no_log"] is False
+    assert spec["k8s_auth"]["options"]["api_key"]["no_log"] is True
+    assert ("login_password", "login_password_secret") in pg.POSTGRES_MUTUALLY_EXCLUSIVE
+    spec["k8s_auth"]["options"]["context"]["x"] = 1
+    assert "x" not in pg.postgres_argument_spec()["k8s_auth"]["options"]["context"], "a fresh copy every time"

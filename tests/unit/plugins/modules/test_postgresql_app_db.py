@@ -122,3 +122,69 @@ def test_grants_state_for_missing_database():
 @pytest.mark.parametrize("a,b", [("UTF8", "utf-8"), ("UTF8", "Utf_8"), ("LATIN1", "latin1")])
 def test_encoding_names_compare_loosely(a, b):
     assert mod._norm_encoding(a) == mod._norm_encoding(b)
+
+
+# ---- Secret references: argument handling (the reading itself is tested against the lab) -------
+
+REF = dict(name="mastodon-db", key="password")
+
+
+def test_password_secret_satisfies_state_present(capsys):
+    args = _args(password_secret=REF, namespace="m", k8s_auth=dict(host="https://127.0.0.1:%d" % _free_port()))
+    del args["password"]
+    result = _run(capsys, args)
+    # past argument validation: the module tried to read the Secret (nothing listens there)
+    assert result["failed"] is True and result["msg"].startswith("password_secret: cannot read Secret m/mastodon-db"), result
+    assert "k8s_auth" in result["msg"] and "could not connect" not in result["msg"]
+
+
+@pytest.mark.parametrize("plain,ref", [("password", "password_secret"), ("login_password", "login_password_secret")])
+def test_plain_and_secret_reference_are_mutually_exclusive(capsys, plain, ref):
+    result = _run(capsys, _args(**{ref: REF, "namespace": "m"}))
+    assert result["failed"] is True and "mutually exclusive" in result["msg"], result
+    assert plain in result["msg"] and ref in result["msg"]
+
+
+def test_k8s_auth_refused_with_via_kubernetes(capsys):
+    args = _args(via_kubernetes=dict(namespace="m", service="pg"), k8s_auth=dict(context="x"), password_secret=REF)
+    del args["login_host"], args["password"]
+    result = _run(capsys, args)
+    assert result["failed"] is True and "mutually exclusive" in result["msg"]
+    assert "via_kubernetes" in result["msg"] and "k8s_auth" in result["msg"]
+
+
+def test_reference_without_namespace_names_the_option_before_any_connection(capsys):
+    args = _args(login_password_secret=REF)
+    del args["login_password"]
+    result = _run(capsys, args)
+    assert result["failed"] is True and result["msg"].startswith("login_password_secret has no namespace"), result
+    assert "login_password_secret.namespace" in result["msg"] and "could not connect" not in result["msg"]
+    assert result["queries"] == []
+
+
+def test_malformed_reference_is_refused_naming_the_suboption(capsys):
+    args = _args(password_secret=dict(name="Bad_Name", key="no/slash", namespace="m"))
+    del args["password"]
+    result = _run(capsys, args)
+    assert "password_secret.name 'Bad_Name'" in result["msg"] and "password_secret.key 'no/slash'" in result["msg"], result
+
+
+def test_password_secret_is_not_read_with_state_absent(capsys):
+    # an unreachable API server would fail the read; absent does not need the role's password
+    args = _args(state="absent", password_secret=REF, namespace="m", k8s_auth=dict(host="https://127.0.0.1:%d" % _free_port()))
+    del args["password"]
+    result = _run(capsys, args)
+    assert result["failed"] is True and "could not connect to PostgreSQL" in result["msg"], result
+    assert "password_secret" not in result["msg"]
+
+
+def test_reference_options_are_not_no_log_and_auth_is_grouped():
+    spec = mod.argument_spec()
+    for option in ("password_secret", "login_password_secret"):
+        assert spec[option]["no_log"] is False and spec[option]["options"]["key"]["no_log"] is False
+        assert sorted(spec[option]["options"]) == ["key", "name", "namespace"]
+    assert spec["k8s_auth"]["options"]["api_key"]["no_log"] is True
+    assert spec["k8s_auth"]["options"]["kubeconfig"]["no_log"] is True
+    assert spec["k8s_auth"]["apply_defaults"] is True
+    # top-level host and ca_cert stay PostgreSQL's
+    assert "host" in spec["login_host"]["aliases"] and spec["ca_cert"]["aliases"] == ["ssl_rootcert"]
