@@ -17,6 +17,14 @@ section's ``variables`` mapping (option -> variable name), e.g.::
 - SMTP: smtplib (connect, EHLO, STARTTLS or implicit TLS, AUTH). No mail is ever sent.
 
 No password or secret key ever appears in a message: each message is scrubbed of them.
+
+Credentials can also come from Kubernetes Secrets (``password_secret`` and friends, see
+``SECRET_REFS``): ``resolve_secret_refs`` reads them before the checks run and puts the values
+in the section's parameters, together with ``_secrets`` (extra values to scrub) and, for an
+SMTP login read from a Secret, ``_user_label`` (what the messages call the user instead).
+
+SMTP never sends AUTH over an unencrypted connection unless the caller chose security ``none``:
+with ``auto`` and a server that offers no STARTTLS, a configured user is a problem.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -68,6 +76,11 @@ def scrub(text, secrets):
         if secret:
             text = text.replace(to_text(secret), REDACTED)
     return text
+
+
+def section_secrets(params, *options):
+    """The values to scrub for a section: the given options' values plus the resolved ``_secrets``."""
+    return [params.get(option) for option in options] + list(params.get("_secrets") or ())
 
 
 def one_line(text, limit=300):
@@ -131,6 +144,88 @@ def network_problem(exc, name, what, host, port, tls_option=None):
     return "%s, %s: cannot reach %s %s (%s)" % (name("host"), name("port"), what, where, one_line(exc))
 
 
+# ---- credentials from Kubernetes Secrets --------------------------------------------------------
+
+SECRET_REFS = {
+    "postgresql": (("password_secret", "password"),),
+    "redis": (("password_secret", "password"),),
+    "s3": (("access_key_secret", "access_key"), ("secret_key_secret", "secret_key")),
+    "smtp": (("login_secret", "user"), ("password_secret", "password")),
+}
+"""section -> ((reference option, the plain option it fills), ...)."""
+
+
+def secret_refs(checks):
+    """Every reference given in ``checks``: a list of (section, reference option, plain option, ref)."""
+    out = []
+    for section in SECTIONS:
+        params = checks.get(section)
+        if not params:
+            continue
+        for ref_option, plain_option in SECRET_REFS[section]:
+            if params.get(ref_option):
+                out.append((section, ref_option, plain_option, params[ref_option]))
+    return out
+
+
+def secret_ref_label(section, params, ref_option, plain_option):
+    """What messages call a reference: the caller's variable for it (or for the plain option), else the option path."""
+    given = params.get("variables") or {}
+    return given.get(ref_option) or given.get(plain_option) or "checks.%s.%s" % (section, ref_option)
+
+
+def refs_without_namespace(checks, namespace):
+    """Option paths of references that have no namespace while the module has none either."""
+    if namespace:
+        return []
+    return ["checks.%s.%s" % (section, ref_option)
+            for section, ref_option, dummy, ref in secret_refs(checks) if not ref.get("namespace")]
+
+
+def resolve_secret_refs(checks, namespace, read_value, readable_errors=()):
+    """Read every Secret reference of ``checks``; returns ``(resolved, skipped, values)``.
+
+    ``read_value(namespace, ref, option)`` returns the value or raises. Exceptions of the
+    ``readable_errors`` classes carry a message that already starts with ``option``; any other
+    exception (client configuration, connection) is wrapped into a message here.
+
+    ``resolved`` maps each section to its parameters with the plain options filled in, plus
+    ``_secrets`` (the values read, for scrubbing) and ``_user_label`` for an SMTP login read from
+    a Secret (the messages name the Secret, not the login). ``skipped`` maps a section whose
+    reference could not be read to its problems (one line each, naming the variable, the Secret
+    and the key; never a value); that section must not be checked. ``values`` lists every value
+    read, so that the caller can mask them in its output too.
+    """
+    resolved = dict((section, dict(params) if params else params) for section, params in checks.items())
+    skipped = {}
+    values = []
+    for section, ref_option, plain_option, ref in secret_refs(checks):
+        params = resolved[section]
+        label = secret_ref_label(section, checks[section], ref_option, plain_option)
+        ns = ref.get("namespace") or namespace
+        where = "Secret %s/%s, key %s" % (ns, ref.get("name"), ref.get("key"))
+        try:
+            value = read_value(namespace, ref, label)
+        except readable_errors as exc:
+            text = one_line(exc, 600)
+            if not text.startswith(label + ":"):
+                text = "%s: %s" % (label, text)
+            skipped.setdefault(section, []).append(scrub("%s; the %s check was skipped" % (text, section), values))
+            continue
+        except Exception as exc:  # pylint: disable=broad-except
+            skipped.setdefault(section, []).append(scrub(
+                "%s: cannot read %s from the Kubernetes API (%s: %s); check kubeconfig, context, host and the K8S_AUTH_* "
+                "variables; the %s check was skipped" % (label, where, type(exc).__name__, one_line(exc), section), values))
+            continue
+        value = to_text(value, errors="surrogate_or_strict")
+        values.append(value)
+        params[plain_option] = value
+        params["_secrets"] = list(params.get("_secrets") or ()) + [value]
+        if section == "smtp" and plain_option == "user":
+            params["_user_label"] = "(the login in %s)" % where
+    return resolved, skipped, values
+
+
 # ---- PostgreSQL -------------------------------------------------------------------------------
 
 def postgresql_error_problem(text, params, name):
@@ -170,7 +265,7 @@ def postgresql_error_problem(text, params, name):
 def check_postgresql(params):
     """Log in and read the server version."""
     name = variable_names("postgresql", params)
-    secrets = [params.get("password")]
+    secrets = section_secrets(params, "password")
     result = dict(ok=False, host=params["host"], port=params["port"], user=params["user"],
                   database=params.get("database") or "postgres", server_version=None)
     if not HAS_PSYCOPG2:
@@ -283,7 +378,7 @@ def redis_auth_problem(message, params, name):
 def check_redis(params):
     """AUTH (when a password is given), PING and INFO server over RESP."""
     name = variable_names("redis", params)
-    secrets = [params.get("password")]
+    secrets = section_secrets(params, "password")
     host, port = params["host"], params["port"]
     timeout = params.get("timeout") or 10
     result = dict(ok=False, host=host, port=port, tls=bool(params.get("tls")), server_version=None)
@@ -355,10 +450,26 @@ def check_redis(params):
 
 # ---- SMTP -------------------------------------------------------------------------------------
 
+def smtp_cleartext_auth_problem(params, name):
+    """security auto, no STARTTLS offered, a user configured: AUTH would go out in clear text."""
+    given = params.get("variables") or {}
+    if given.get("security"):
+        # the caller's variable (mastodon_smtp_enable_starttls) says "never" for security none
+        opt_in = "%s: never" % given["security"]
+    else:
+        opt_in = "%s: none" % name("security")
+    return ("%s: the SMTP server %s:%s does not offer STARTTLS, so AUTH would send %s and %s in clear text; nothing "
+            "was sent; use a server or port that offers STARTTLS or implicit TLS (check %s), or set %s to accept "
+            "clear-text AUTH explicitly" % (
+                name("security"), params["host"], params["port"], name("user"), name("password"),
+                name("port"), opt_in))
+
+
 def check_smtp(params):
     """Connect, EHLO, STARTTLS or implicit TLS as configured, AUTH when a user is given. Sends no mail."""
     name = variable_names("smtp", params)
-    secrets = [params.get("password")]
+    secrets = section_secrets(params, "password")
+    user_label = params.get("_user_label") or params.get("user")
     host, port = params["host"], params["port"]
     security = params.get("security") or "starttls"
     timeout = params.get("timeout") or 10
@@ -401,11 +512,15 @@ def check_smtp(params):
             elif security == "starttls":
                 return result, ["%s: the SMTP server %s:%s does not offer STARTTLS; use security tls for implicit TLS "
                                 "(usually port 465) or fix the port" % (name("security"), host, port)]
+            elif params.get("user"):
+                # auto without STARTTLS: AUTH would send the credentials in clear text. Only an
+                # explicit security none accepts that; nothing secret has been sent at this point.
+                return result, [scrub(smtp_cleartext_auth_problem(params, name), secrets)]
         if params.get("user"):
             if not conn.has_extn("auth"):
                 hint = " before STARTTLS" if not result["tls"] else ""
-                return result, ["%s: the SMTP server %s:%s offers no AUTH%s, but a user (%s) is configured" % (
-                    name("user"), host, port, hint, params["user"])]
+                return result, [scrub("%s: the SMTP server %s:%s offers no AUTH%s, but a user (%s) is configured" % (
+                    name("user"), host, port, hint, user_label), secrets)]
             offered = conn.esmtp_features.get("auth", "").upper().split()
             wanted = SMTP_AUTH_METHODS.get(params.get("auth_method") or "auto")
             mechanism = next((m for m in wanted if m in offered), None)
@@ -421,13 +536,13 @@ def check_smtp(params):
                 result["auth"] = True
             except smtplib.SMTPAuthenticationError as exc:
                 problems.append(scrub("%s: the SMTP server refused AUTH for user %s (%s %s); check %s too" % (
-                    name("password"), params["user"], exc.smtp_code, one_line(exc.smtp_error), name("user")), secrets))
+                    name("password"), user_label, exc.smtp_code, one_line(exc.smtp_error), name("user")), secrets))
             except smtplib.SMTPNotSupportedError as exc:
-                problems.append("%s: the SMTP server %s:%s does not support AUTH here (%s)" % (
-                    name("user"), host, port, one_line(exc)))
+                problems.append(scrub("%s: the SMTP server %s:%s does not support AUTH here (%s)" % (
+                    name("user"), host, port, one_line(exc)), secrets))
             except smtplib.SMTPException as exc:
                 problems.append(scrub("%s: AUTH for user %s failed on the SMTP server %s:%s (%s)" % (
-                    name("password"), params["user"], host, port, one_line(exc)), secrets))
+                    name("password"), user_label, host, port, one_line(exc)), secrets))
         result["ok"] = not problems
     except smtplib.SMTPServerDisconnected as exc:
         problems.append(scrub("%s, %s: the SMTP server %s:%s closed the connection (%s)" % (
@@ -484,7 +599,7 @@ def check_s3(params, check_mode=False, may_create=True):
     from ansible_collections.fediverse.mastodon.plugins.module_utils import s3 as s3u
 
     name = variable_names("s3", params)
-    secrets = [params.get("secret_key")]
+    secrets = section_secrets(params, "secret_key")
     bucket = params["bucket"]
     result = dict(ok=False, endpoint=params["endpoint"], bucket=bucket, bucket_exists=None, created=False,
                   would_create=False, create_deferred=False)

@@ -25,15 +25,21 @@ description:
     C(create_bucket=true) (never in check mode, and only when no other section found a
     problem, and O(allow_changes=true)); otherwise it is a problem.
   - C(smtp) connects, sends C(EHLO), upgrades with C(STARTTLS) or uses implicit TLS as
-    configured, and authenticates when a user is given. It never sends mail.
+    configured, and authenticates when a user is given. It never sends mail, and never sends
+    C(AUTH) over an unencrypted connection unless O(checks.smtp.security=none) says so.
   - "Each problem is one line that starts with the name of the variable to fix, taken from the
     section's C(variables) mapping (for example
     C(mastodon_smtp_password: the SMTP server refused AUTH for user bob (535 ...)))."
   - Passwords and secret keys never appear in the messages.
+  - Credentials can be given by reference to a Kubernetes Secret (C(password_secret),
+    C(access_key_secret), C(secret_key_secret), C(login_secret)); the module reads them itself
+    with the Kubernetes options (O(kubeconfig), O(context), ...), which are used only then. A
+    reference that cannot be read is a problem like any other, and its section is skipped.
   - The checks only read, except the bucket creation, so they also run in check mode.
 author:
   - fediverse.mastodon contributors (@fediverse-mastodon)
 extends_documentation_fragment:
+  - fediverse.mastodon.k8s_auth
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
@@ -68,8 +74,30 @@ options:
             type: str
             required: true
           password:
-            description: Password of O(checks.postgresql.user).
+            description: Password of O(checks.postgresql.user). Never logged.
             type: str
+          password_secret:
+            description:
+              - The password of O(checks.postgresql.user), read from a Kubernetes Secret by the
+                module itself instead of O(checks.postgresql.password), so that the value never
+                passes through an Ansible variable, a fact or a log.
+              - A Secret or key that cannot be read is a problem that names the variable of
+                O(checks.postgresql.password) (from O(checks.postgresql.variables)), the Secret and the key,
+                and the postgresql check is skipped.
+              - Mutually exclusive with O(checks.postgresql.password).
+            type: dict
+            suboptions:
+              name:
+                description: Name of the Secret.
+                type: str
+                required: true
+              key:
+                description: Key of the Secret's data that holds the value.
+                type: str
+                required: true
+              namespace:
+                description: Namespace of the Secret. Defaults to O(namespace).
+                type: str
           database:
             description: Database to connect to.
             type: str
@@ -112,8 +140,29 @@ options:
             description: ACL user (Redis 6 and later). Null authenticates with the password only.
             type: str
           password:
-            description: Password. Null sends no AUTH.
+            description: Password. Null (and no O(checks.redis.password_secret)) sends no AUTH. Never logged.
             type: str
+          password_secret:
+            description:
+              - The password, read from a Kubernetes Secret by the module itself instead of O(checks.redis.password),
+                so that the value never passes through an Ansible variable, a fact or a log.
+              - A Secret or key that cannot be read is a problem that names the variable of
+                O(checks.redis.password) (from O(checks.redis.variables)), the Secret and the key,
+                and the redis check is skipped.
+              - Mutually exclusive with O(checks.redis.password).
+            type: dict
+            suboptions:
+              name:
+                description: Name of the Secret.
+                type: str
+                required: true
+              key:
+                description: Key of the Secret's data that holds the value.
+                type: str
+                required: true
+              namespace:
+                description: Namespace of the Secret. Defaults to O(namespace).
+                type: str
           tls:
             description: Speak TLS (C(rediss://)).
             type: bool
@@ -145,13 +194,57 @@ options:
             type: str
             required: true
           access_key:
-            description: Access key id.
+            description:
+              - Access key id.
+              - One of O(checks.s3.access_key) and O(checks.s3.access_key_secret) is required.
             type: str
-            required: true
+          access_key_secret:
+            description:
+              - The access key id, read from a Kubernetes Secret by the module itself instead of O(checks.s3.access_key),
+                so that the value never passes through an Ansible variable, a fact or a log.
+              - A Secret or key that cannot be read is a problem that names the variable of
+                O(checks.s3.access_key) (from O(checks.s3.variables)), the Secret and the key,
+                and the s3 check is skipped.
+              - Mutually exclusive with O(checks.s3.access_key).
+            type: dict
+            suboptions:
+              name:
+                description: Name of the Secret.
+                type: str
+                required: true
+              key:
+                description: Key of the Secret's data that holds the value.
+                type: str
+                required: true
+              namespace:
+                description: Namespace of the Secret. Defaults to O(namespace).
+                type: str
           secret_key:
-            description: Secret access key.
+            description:
+              - Secret access key. Never logged.
+              - One of O(checks.s3.secret_key) and O(checks.s3.secret_key_secret) is required.
             type: str
-            required: true
+          secret_key_secret:
+            description:
+              - The secret access key, read from a Kubernetes Secret by the module itself instead of O(checks.s3.secret_key),
+                so that the value never passes through an Ansible variable, a fact or a log.
+              - A Secret or key that cannot be read is a problem that names the variable of
+                O(checks.s3.secret_key) (from O(checks.s3.variables)), the Secret and the key,
+                and the s3 check is skipped.
+              - Mutually exclusive with O(checks.s3.secret_key).
+            type: dict
+            suboptions:
+              name:
+                description: Name of the Secret.
+                type: str
+                required: true
+              key:
+                description: Key of the Secret's data that holds the value.
+                type: str
+                required: true
+              namespace:
+                description: Namespace of the Secret. Defaults to O(namespace).
+                type: str
           region:
             description: Region to sign requests for.
             type: str
@@ -200,15 +293,62 @@ options:
               - V(starttls) requires STARTTLS, V(tls) speaks TLS from the first byte (usually
                 port 465), V(none) stays in plain text, V(auto) uses STARTTLS when the server
                 offers it (what Mastodon's C(SMTP_ENABLE_STARTTLS=auto) does).
+              - AUTH is never sent over an unencrypted connection, except with V(none), which
+                is the explicit choice of clear-text AUTH (C(mastodon_smtp_enable_starttls=never)).
+                With V(auto), a server that does not offer STARTTLS and a configured user is a
+                problem, and nothing is sent; without a user, V(auto) passes in plain text, as
+                no secret is sent.
             type: str
             default: starttls
             choices: [starttls, tls, none, auto]
           user:
-            description: User to authenticate as. Null skips AUTH.
+            description: User to authenticate as. Null (and no O(checks.smtp.login_secret)) skips AUTH.
             type: str
+          login_secret:
+            description:
+              - The user to authenticate as, read from a Kubernetes Secret by the module itself instead of O(checks.smtp.user),
+                so that the value never passes through an Ansible variable, a fact or a log.
+              - A Secret or key that cannot be read is a problem that names the variable of
+                O(checks.smtp.user) (from O(checks.smtp.variables)), the Secret and the key,
+                and the smtp check is skipped. Messages name the Secret, not the login.
+              - Mutually exclusive with O(checks.smtp.user).
+            type: dict
+            suboptions:
+              name:
+                description: Name of the Secret.
+                type: str
+                required: true
+              key:
+                description: Key of the Secret's data that holds the value.
+                type: str
+                required: true
+              namespace:
+                description: Namespace of the Secret. Defaults to O(namespace).
+                type: str
           password:
-            description: Password of O(checks.smtp.user).
+            description: Password of O(checks.smtp.user). Never logged.
             type: str
+          password_secret:
+            description:
+              - The password, read from a Kubernetes Secret by the module itself instead of O(checks.smtp.password),
+                so that the value never passes through an Ansible variable, a fact or a log.
+              - A Secret or key that cannot be read is a problem that names the variable of
+                O(checks.smtp.password) (from O(checks.smtp.variables)), the Secret and the key,
+                and the smtp check is skipped.
+              - Mutually exclusive with O(checks.smtp.password).
+            type: dict
+            suboptions:
+              name:
+                description: Name of the Secret.
+                type: str
+                required: true
+              key:
+                description: Key of the Secret's data that holds the value.
+                type: str
+                required: true
+              namespace:
+                description: Namespace of the Secret. Defaults to O(namespace).
+                type: str
           auth_method:
             description:
               - SASL mechanism for AUTH, as Mastodon's C(SMTP_AUTH_METHOD). V(auto) takes the first
@@ -236,6 +376,12 @@ options:
             description: Option name -> variable name for the messages, as for O(checks.postgresql.variables).
             type: dict
             default: {}
+  namespace:
+    description:
+      - Namespace of the Secrets that the C(*_secret) references name without their own
+        C(namespace).
+      - Needed only when such a reference is given.
+    type: str
   allow_changes:
     description:
       - V(false) creates nothing, even when O(checks.s3.create_bucket=true) and every section
@@ -253,6 +399,7 @@ options:
 requirements:
   - psycopg2 (for C(postgresql))
   - boto3 (for C(s3))
+  - kubernetes (only for the C(*_secret) references)
 notes:
   - The Redis check needs no library. C(smtplib) and C(ssl) come with Python.
 '''
@@ -289,6 +436,27 @@ EXAMPLES = r'''
         variables: {host: mastodon_smtp_server, port: mastodon_smtp_port, user: mastodon_smtp_login,
                     password: mastodon_smtp_password}
 
+- name: Read the credentials from Secrets in the cluster (nothing secret in a variable)
+  fediverse.mastodon.endpoint_check:
+    namespace: social
+    checks:
+      postgresql:
+        host: db.example.org
+        user: postgres
+        password_secret: {name: social-postgresql-external, key: postgres-password}
+        variables: {password: postgresql_external_admin_secret}
+      s3:
+        endpoint: https://s3.eu-central-1.amazonaws.com
+        region: eu-central-1
+        access_key_secret: {name: social-s3-external, key: access-key}
+        secret_key_secret: {name: social-s3-external, key: secret-key}
+        bucket: social-media
+      smtp:
+        host: smtp.example.org
+        security: auto
+        login_secret: {name: smtp, key: login, namespace: mail}
+        password_secret: {name: smtp, key: password, namespace: mail}
+
 - name: Collect the problems without failing
   fediverse.mastodon.endpoint_check:
     checks:
@@ -310,17 +478,23 @@ services:
   type: dict
   contains:
     postgresql:
-      description: C(ok), C(host), C(port), C(user), C(database), C(server_version) (text, as the server reports it), C(ssl).
+      description:
+        - C(ok), C(host), C(port), C(user), C(database), C(server_version) (text, as the server reports it), C(ssl).
+        - Only C(ok=false) and C(skipped=true) when a Secret reference could not be read.
       returned: when checked
       type: dict
       sample: {ok: true, host: db.example.org, port: 5432, user: postgres, database: postgres, server_version: "16.4", ssl: true}
     redis:
-      description: C(ok), C(host), C(port), C(tls), C(server_version) (null when C(INFO) is not allowed).
+      description:
+        - C(ok), C(host), C(port), C(tls), C(server_version) (null when C(INFO) is not allowed).
+        - Only C(ok=false) and C(skipped=true) when a Secret reference could not be read.
       returned: when checked
       type: dict
       sample: {ok: true, host: redis.example.org, port: 6379, tls: true, server_version: "7.4.2"}
     s3:
-      description: C(ok), C(endpoint), C(bucket), C(bucket_exists), C(created), C(would_create) (check mode), C(create_deferred).
+      description:
+        - C(ok), C(endpoint), C(bucket), C(bucket_exists), C(created), C(would_create) (check mode), C(create_deferred).
+        - Only C(ok=false) and C(skipped=true) when a Secret reference could not be read.
       returned: when checked
       type: dict
       sample: {ok: true, endpoint: "https://s3.example.org", bucket: social-media, bucket_exists: true, created: false,
@@ -329,6 +503,7 @@ services:
       description:
         - C(ok), C(host), C(port), C(security), C(tls) (the session was encrypted), C(auth) (AUTH succeeded),
           C(banner) (EHLO reply), C(auth_mechanism).
+        - Only C(ok=false) and C(skipped=true) when a Secret reference could not be read.
       returned: when checked
       type: dict
       sample: {ok: true, host: smtp.example.org, port: 587, security: starttls, tls: true, auth: true, banner: "smtp.example.org"}
@@ -339,10 +514,21 @@ import threading
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.fediverse.mastodon.plugins.module_utils import endpoint_checks as ec
+from ansible_collections.fediverse.mastodon.plugins.module_utils import k8s_client
+from ansible_collections.fediverse.mastodon.plugins.module_utils import k8s_secret
 
 
-def _section(options):
-    return dict(type="dict", options=options)
+def _section(options, **rules):
+    spec = dict(type="dict", options=options)
+    spec.update(rules)
+    return spec
+
+
+def _ref():
+    # names a Secret and a key, never a value: not no_log (the names appear in messages)
+    spec = k8s_secret.secret_ref_spec(no_log=False)
+    spec["options"]["key"]["no_log"] = False
+    return spec
 
 
 ARGUMENT_SPEC = dict(
@@ -352,29 +538,33 @@ ARGUMENT_SPEC = dict(
             port=dict(type="int", default=5432),
             user=dict(type="str", required=True),
             password=dict(type="str", no_log=True),
+            password_secret=_ref(),
             database=dict(type="str", default="postgres"),
             sslmode=dict(type="str", default="prefer", choices=ec.SSL_MODES),
             ca_cert=dict(type="path"),
             min_version=dict(type="str"),
             timeout=dict(type="int", default=10),
             variables=dict(type="dict", default={}),
-        )),
+        ), mutually_exclusive=[["password", "password_secret"]]),
         redis=_section(dict(
             host=dict(type="str", required=True),
             port=dict(type="int", default=6379),
             username=dict(type="str"),
             password=dict(type="str", no_log=True),
+            password_secret=_ref(),
             tls=dict(type="bool", default=False),
             validate_certs=dict(type="bool", default=True),
             ca_cert=dict(type="path"),
             min_version=dict(type="str"),
             timeout=dict(type="int", default=10),
             variables=dict(type="dict", default={}),
-        )),
+        ), mutually_exclusive=[["password", "password_secret"]]),
         s3=_section(dict(
             endpoint=dict(type="str", required=True),
-            access_key=dict(type="str", required=True, no_log=False),
-            secret_key=dict(type="str", required=True, no_log=True),
+            access_key=dict(type="str", no_log=False),
+            access_key_secret=_ref(),
+            secret_key=dict(type="str", no_log=True),
+            secret_key_secret=_ref(),
             region=dict(type="str", default="us-east-1"),
             bucket=dict(type="str", required=True),
             create_bucket=dict(type="bool", default=False),
@@ -382,24 +572,29 @@ ARGUMENT_SPEC = dict(
             ca_cert=dict(type="path"),
             timeout=dict(type="int", default=10),
             variables=dict(type="dict", default={}),
-        )),
+        ), mutually_exclusive=[["access_key", "access_key_secret"], ["secret_key", "secret_key_secret"]],
+            required_one_of=[["access_key", "access_key_secret"], ["secret_key", "secret_key_secret"]]),
         smtp=_section(dict(
             host=dict(type="str", required=True),
             port=dict(type="int", default=587),
             security=dict(type="str", default="starttls", choices=ec.SMTP_SECURITY),
             user=dict(type="str"),
+            login_secret=_ref(),
             password=dict(type="str", no_log=True),
+            password_secret=_ref(),
             auth_method=dict(type="str", default="auto", choices=sorted(ec.SMTP_AUTH_METHODS)),
             helo_name=dict(type="str"),
             validate_certs=dict(type="bool", default=True),
             ca_cert=dict(type="path"),
             timeout=dict(type="int", default=10),
             variables=dict(type="dict", default={}),
-        )),
+        ), mutually_exclusive=[["user", "login_secret"], ["password", "password_secret"]]),
     )),
+    namespace=dict(type="str"),
     allow_changes=dict(type="bool", default=True),
     fail_on_problem=dict(type="bool", default=True),
 )
+ARGUMENT_SPEC.update(k8s_client.K8S_AUTH_ARG_SPEC)
 
 
 def default_runners(check_mode):
@@ -413,26 +608,30 @@ def default_runners(check_mode):
     )
 
 
-def run_checks(checks, check_mode=False, runners=None, allow_changes=True):
+def run_checks(checks, check_mode=False, runners=None, allow_changes=True, skipped=None):
     """Run every given section in parallel. Returns (results, problems), problems in section order.
 
-    A missing bucket is created only after every section passed (a second S3 call), and only
-    when ``allow_changes``.
+    ``skipped`` maps sections that must not run (a Secret reference could not be read) to their
+    problems; their result is ``{ok: false, skipped: true}``. A missing bucket is created only
+    after every section passed (a second S3 call), and only when ``allow_changes``.
     """
     run = default_runners(check_mode)
     run.update(runners or {})
-    outcome = {}
+    skipped = skipped or {}
+    outcome = dict((section, (dict(ok=False, skipped=True), list(problems))) for section, problems in skipped.items())
 
     def work(section):
         try:
             outcome[section] = run[section](checks[section])
         except Exception as exc:  # pylint: disable=broad-except
-            name = ec.variable_names(section, checks[section])
-            outcome[section] = (dict(ok=False), ["%s: the %s check failed unexpectedly (%s: %s)" % (
-                name("endpoint" if section == "s3" else "host"), section, type(exc).__name__, ec.one_line(exc))])
+            params = checks[section]
+            name = ec.variable_names(section, params)
+            secrets = ec.section_secrets(params, "password", "secret_key")
+            outcome[section] = (dict(ok=False), [ec.scrub("%s: the %s check failed unexpectedly (%s: %s)" % (
+                name("endpoint" if section == "s3" else "host"), section, type(exc).__name__, ec.one_line(exc)), secrets)])
 
     sections = [s for s in ec.SECTIONS if checks.get(s)]
-    threads = [threading.Thread(target=work, args=(s,)) for s in sections]
+    threads = [threading.Thread(target=work, args=(s,)) for s in sections if s not in skipped]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -453,6 +652,42 @@ def s3_has_boto3():
     return s3u.HAS_BOTO3
 
 
+def resolve_secrets(module, checks):
+    """Read the Secret references of ``checks`` (only when there is one): (resolved checks, skipped sections).
+
+    Every value read is added to the module's no_log values, so Ansible masks it in anything
+    the module returns, on top of the scrubbing of the messages.
+    """
+    if not ec.secret_refs(checks):
+        return checks, {}
+    no_namespace = ec.refs_without_namespace(checks, module.params["namespace"])
+    if no_namespace:
+        module.fail_json(msg="%s: no namespace for the Secret; set the module option namespace, or namespace in %s"
+                         % (", ".join(no_namespace), " and ".join(no_namespace)))
+    if not k8s_client.HAS_KUBERNETES:
+        module.fail_json(msg=missing_required_lib("kubernetes") + " (needed for the *_secret references)",
+                         exception=str(k8s_client.KUBERNETES_IMPORT_ERROR))
+    client = {}
+
+    def read_value(namespace, ref, option):
+        # the client is built once, at the first reference; a failure is reported for every reference
+        if "api" not in client:
+            try:
+                client["api"] = k8s_client.build_api_client(module.params)
+            except Exception as exc:  # pylint: disable=broad-except
+                client["api"] = exc
+        if isinstance(client["api"], Exception):
+            raise client["api"]
+        return k8s_secret.read_secret_value(client["api"], namespace, ref, option)
+
+    resolved, skipped, values = ec.resolve_secret_refs(checks, module.params["namespace"], read_value,
+                                                       readable_errors=(k8s_secret.SecretStoreError,))
+    for value in values:
+        if value:
+            module.no_log_values.add(value)
+    return resolved, skipped
+
+
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     checks = module.params["checks"]
@@ -463,7 +698,9 @@ def main():
     if checks.get("s3") and not s3_has_boto3():
         module.fail_json(msg=missing_required_lib("boto3") + " (needed for checks.s3)")
 
-    results, problems = run_checks(checks, check_mode=module.check_mode, allow_changes=module.params["allow_changes"])
+    checks, skipped = resolve_secrets(module, checks)
+    results, problems = run_checks(checks, check_mode=module.check_mode, allow_changes=module.params["allow_changes"],
+                                   skipped=skipped)
     s3_result = results.get("s3") or {}
     changed = bool(s3_result.get("created") or s3_result.get("would_create"))
     out = dict(changed=changed, problems=problems, services=results)

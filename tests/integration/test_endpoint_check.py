@@ -7,14 +7,21 @@
   Each group skips when its variables are absent.
 - SMTP: real aiosmtpd servers started here, bound to 127.0.0.1: one with STARTTLS (a
   self-signed certificate made with `cryptography`) and AUTH for one user, one with implicit
-  TLS, one plain without STARTTLS.
+  TLS, one plain without STARTTLS. Each server records the commands it received on every
+  connection, and whether the connection was encrypted then, so the tests see on the server
+  side whether AUTH was sent and how.
+- Secret references: the lab apiserver (KUBECONFIG); a namespace per module run of tests,
+  deleted at the end, with a Secret holding the lab credentials.
 
 The check functions are called directly for the many small cases (fast); the module itself runs
 through the real ansible-playbook for the combined run, check mode and the -vvv leak test.
 """
 
+import base64
 import datetime
+import functools
 import ipaddress
+import json
 import os
 import socket
 import ssl
@@ -44,6 +51,8 @@ need_pg = pytest.mark.skipif(not HAS_PG, reason="lab PostgreSQL not configured: 
 need_redis = pytest.mark.skipif(not REDIS_URL, reason="lab Redis not configured: run `eval $(make -s lab-env)`")
 need_s3 = pytest.mark.skipif(not HAS_S3, reason="lab S3 not configured: run `eval $(make -s lab-env)`")
 need_lab = pytest.mark.skipif(not (HAS_PG and REDIS_URL and HAS_S3), reason="lab not configured: run `eval $(make -s lab-env)`")
+need_k8s = pytest.mark.skipif(not (HAS_PG and REDIS_URL and HAS_S3 and os.environ.get("KUBECONFIG")),
+                              reason="lab (with Kubernetes) not configured: run `eval $(make -s lab-env)`")
 
 SMTP_USER = "notifications@lab.test"
 SMTP_PASSWORD = "smtp-" + uuid.uuid4().hex
@@ -170,8 +179,53 @@ def authenticator(server, session, envelope, mechanism, auth_data):
     return AuthResult(success=ok, handled=False)
 
 
-def start_smtp(kind, tls_files):
+SMTP_COMMANDS = ("HELO", "EHLO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "QUIT", "VRFY", "EXPN",
+                 "HELP")
+
+
+def recording_controller_class():
+    """An aiosmtpd Controller whose servers record (command, encrypted) for every command they dispatch.
+
+    ``controller.sessions`` gets one list per connection. Only the command name is recorded,
+    never its argument (AUTH PLAIN carries the credentials).
+    """
     from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import SMTP
+
+    def recording(command):
+        original = getattr(SMTP, "smtp_" + command)
+
+        @functools.wraps(original)
+        async def method(self, arg):
+            self.commands.append((command, self.transport.get_extra_info("ssl_object") is not None))
+            return await original(self, arg)
+        return method
+
+    server_class = type("RecordingSMTP", (SMTP,), dict(("smtp_" + c, recording(c)) for c in SMTP_COMMANDS))
+
+    class RecordingController(Controller):
+        def __init__(self, handler, **kwargs):
+            super(RecordingController, self).__init__(handler, **kwargs)
+            self.sessions = []
+
+        def factory(self):
+            server = server_class(self.handler, **self.SMTP_kwargs)
+            server.commands = []
+            self.sessions.append(server.commands)
+            return server
+
+    return RecordingController
+
+
+def server_saw(controller, call):
+    """Run ``call()``; return (its value, the command lists of the connections it made to ``controller``)."""
+    before = len(controller.sessions)
+    value = call()
+    return value, controller.sessions[before:]
+
+
+def start_smtp(kind, tls_files):
+    Controller = recording_controller_class()
     cert_path, key_path = tls_files
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert_path, key_path)
@@ -268,9 +322,44 @@ def test_smtp_starttls_required_but_not_offered(smtp_plain, tls_files):
     assert "does not offer STARTTLS" in problems[0]
 
 
-def test_smtp_auto_without_starttls_authenticates_in_plain_text(smtp_plain, tls_files):
-    result, problems = ec.check_smtp(smtp_params(smtp_plain, tls_files, security="auto"))
+def test_smtp_auto_without_starttls_sends_no_auth_and_names_the_variables(smtp_plain, tls_files):
+    (result, problems), sessions = server_saw(smtp_plain, lambda: ec.check_smtp(
+        smtp_params(smtp_plain, tls_files, security="auto")))
+    assert len(sessions) == 1
+    commands = [command for command, dummy in sessions[0]]
+    assert "EHLO" in commands and "AUTH" not in commands, commands
+    assert len(problems) == 1, problems
+    assert problems[0].startswith("mastodon_smtp_enable_starttls: the SMTP server 127.0.0.1:%d does not offer STARTTLS, "
+                                  "so AUTH would send mastodon_smtp_login and mastodon_smtp_password in clear text; nothing "
+                                  "was sent;" % smtp_plain.port), problems[0]
+    assert "or set mastodon_smtp_enable_starttls: never to accept clear-text AUTH explicitly" in problems[0]
+    assert "\n" not in problems[0] and SMTP_PASSWORD not in problems[0]
+    assert not result["ok"] and not result["auth"] and not result["tls"]
+
+
+def test_smtp_auto_without_starttls_and_without_credentials_passes(smtp_plain, tls_files):
+    (result, problems), sessions = server_saw(smtp_plain, lambda: ec.check_smtp(
+        smtp_params(smtp_plain, tls_files, security="auto", user=None, password=None)))
+    assert problems == [] and result["ok"] and not result["tls"] and not result["auth"]
+    assert len(sessions) == 1 and "AUTH" not in [command for command, dummy in sessions[0]]
+
+
+def test_smtp_explicit_none_authenticates_in_plain_text(smtp_plain, tls_files):
+    """security none is the explicit opt-in: the only case in which AUTH goes out unencrypted."""
+    (result, problems), sessions = server_saw(smtp_plain, lambda: ec.check_smtp(
+        smtp_params(smtp_plain, tls_files, security="none")))
     assert problems == [] and result["auth"] and not result["tls"]
+    assert len(sessions) == 1 and ("AUTH", False) in sessions[0], sessions
+
+
+def test_smtp_auto_with_starttls_sends_auth_only_encrypted(smtp_starttls, tls_files):
+    (result, problems), sessions = server_saw(smtp_starttls, lambda: ec.check_smtp(
+        smtp_params(smtp_starttls, tls_files, security="auto")))
+    assert problems == [] and result["auth"] and result["tls"]
+    assert len(sessions) == 1
+    commands = sessions[0]
+    assert commands[:4] == [("EHLO", False), ("STARTTLS", False), ("EHLO", True), ("AUTH", True)], commands
+    assert [encrypted for command, encrypted in commands if command == "AUTH"] == [True]
 
 
 def test_smtp_implicit_tls_passes(smtp_implicit, tls_files):
@@ -483,3 +572,164 @@ def test_module_fail_on_problem_false_returns_the_problems():
         fail_on_problem=False), env=ENV)[0]
     assert not result.get("failed")
     assert len(result["problems"]) == 1 and "mastodon_smtp_port" in result["problems"][0]
+
+
+# ---- credentials by Secret reference (the lab apiserver) -----------------------------------------
+
+SECRET_NAME = "lab-credentials"
+
+
+@pytest.fixture(scope="module")
+def core():
+    if not os.environ.get("KUBECONFIG"):
+        pytest.skip("lab Kubernetes not configured: run `eval $(make -s lab-env)` (KUBECONFIG)")
+    kubernetes = pytest.importorskip("kubernetes")
+    kubernetes.config.load_kube_config()
+    return kubernetes.client.CoreV1Api()
+
+
+def lab_credentials():
+    """The lab's credentials as Secret data (name -> value)."""
+    url = urlsplit(REDIS_URL)
+    return {"postgres-password": PG["PASSWORD"], "redis-password": url.password, "access-key": S3["ACCESS_KEY"],
+            "secret-key": S3["SECRET_KEY"], "smtp-login": SMTP_USER, "smtp-password": SMTP_PASSWORD,
+            "wrong-postgres-password": "wrong-" + uuid.uuid4().hex}
+
+
+@pytest.fixture(scope="module")
+def secret_namespace(core):
+    """A fresh namespace with the Secret lab-credentials (every lab credential); deleted at the end."""
+    name = "it-endpoint-%s" % uuid.uuid4().hex[:8]
+    core.create_namespace({"metadata": {"name": name}})
+    data = dict((key, base64.b64encode(value.encode()).decode()) for key, value in lab_credentials().items())
+    core.create_namespaced_secret(name, {"metadata": {"name": SECRET_NAME}, "type": "Opaque", "data": data})
+    yield name
+    core.delete_namespace(name)
+
+
+def ref(key, name=SECRET_NAME, namespace=None):
+    out = {"name": name, "key": key}
+    if namespace:
+        out["namespace"] = namespace
+    return out
+
+
+def pg_ref_params(**extra):
+    out = pg_params(password=None, password_secret=ref("postgres-password"))
+    out["variables"] = dict(out["variables"], password="postgresql_external_admin_secret")
+    del out["password"]
+    out.update(extra)
+    return out
+
+
+def redis_ref_params(**extra):
+    out = redis_params(password_secret=ref("redis-password"))
+    del out["password"]
+    out["variables"] = dict(out["variables"], password="redis_external_password_secret")
+    out.update(extra)
+    return out
+
+
+def s3_ref_params(**extra):
+    out = s3_params(access_key_secret=ref("access-key"), secret_key_secret=ref("secret-key"))
+    del out["access_key"], out["secret_key"]
+    out["variables"] = dict(out["variables"], access_key="minio_external_admin_secret.access_key",
+                            secret_key="minio_external_admin_secret.secret_key")
+    out.update(extra)
+    return out
+
+
+def smtp_ref_params(controller, tls_files, **extra):
+    out = smtp_params(controller, tls_files, login_secret=ref("smtp-login"), password_secret=ref("smtp-password"))
+    del out["user"], out["password"]
+    out["variables"] = dict(out["variables"], user="mastodon_secret_refs.SMTP_LOGIN", password="mastodon_secret_refs.SMTP_PASSWORD")
+    out.update(extra)
+    return out
+
+
+@need_k8s
+def test_module_reads_every_credential_from_a_secret_and_prints_none(secret_namespace, smtp_starttls, tls_files, bucket):
+    """No credential in the task: the module reads them from the Secret; -vvv shows none of them."""
+    (result, proc), sessions = server_saw(smtp_starttls, lambda: run_module("endpoint_check", dict(
+        namespace=secret_namespace,
+        checks=dict(postgresql=pg_ref_params(), redis=redis_ref_params(), s3=s3_ref_params(bucket=bucket),
+                    smtp=smtp_ref_params(smtp_starttls, tls_files))), env=ENV, verbosity=3))
+    assert not result.get("failed"), result.get("msg") or proc.stdout[-2000:]
+    assert result["problems"] == []
+    assert set(result["services"]) == {"postgresql", "redis", "s3", "smtp"}
+    assert all(r["ok"] for r in result["services"].values()), result["services"]
+    # the SMTP server saw the login with the credentials of the Secret, over TLS only
+    assert len(sessions) == 1 and ("AUTH", True) in sessions[0] and ("AUTH", False) not in sessions[0]
+    assert result["services"]["smtp"]["auth"] is True
+    output = proc.stdout + proc.stderr
+    for key, value in lab_credentials().items():
+        if key != "access-key":   # an access key id is not secret, but it is not printed either
+            assert value not in output, "%s leaked into the -vvv output" % key
+    assert S3["ACCESS_KEY"] not in output
+
+
+@need_k8s
+def test_module_uses_the_value_in_the_secret(secret_namespace):
+    """A wrong password in the Secret is refused by the real server: the value read is the one used."""
+    result = run_module("endpoint_check", dict(namespace=secret_namespace, checks=dict(
+        postgresql=pg_ref_params(password_secret=ref("wrong-postgres-password")))), env=ENV)[0]
+    assert result.get("failed") is True
+    assert len(result["problems"]) == 1, result["problems"]
+    assert result["problems"][0].startswith("postgresql_external_admin_secret: PostgreSQL at %s:%s refused the password of "
+                                            "user %s" % (PG["HOST"], PG["PORT"], PG["USER"])), result["problems"][0]
+
+
+@need_k8s
+def test_module_missing_key_is_a_named_problem_and_skips_only_that_check(secret_namespace, smtp_starttls, tls_files, s3_client):
+    params = s3_ref_params(create_bucket=True)
+    result = run_module("endpoint_check", dict(namespace=secret_namespace, checks=dict(
+        postgresql=pg_ref_params(password_secret=ref("no-such-key")),
+        s3=params, smtp=smtp_ref_params(smtp_starttls, tls_files))), env=ENV)[0]
+    assert result.get("failed") is True
+    assert result["problems"] == [
+        "postgresql_external_admin_secret: Secret %s/%s has no key no-such-key (it has: %s); the postgresql check was skipped"
+        % (secret_namespace, SECRET_NAME, ", ".join(sorted(lab_credentials())))]
+    assert result["msg"].startswith("1 problem(s) found:") and "Traceback" not in result["msg"]
+    assert result["services"]["postgresql"] == {"ok": False, "skipped": True}
+    assert result["services"]["smtp"]["ok"] and result["services"]["smtp"]["auth"]
+    # the problem holds the bucket back: nothing is created while a check is missing
+    assert result["services"]["s3"]["create_deferred"] is True
+    assert not bucket_exists(s3_client, params["bucket"])
+
+
+@need_k8s
+def test_module_missing_secret_is_a_named_problem(secret_namespace, smtp_starttls, tls_files):
+    other = "it-endpoint-none-%s" % uuid.uuid4().hex[:6]   # never created: the ref's own namespace
+    result = run_module("endpoint_check", dict(checks=dict(
+        smtp=smtp_ref_params(smtp_starttls, tls_files, login_secret=ref("smtp-login", namespace=secret_namespace),
+                             password_secret=ref("smtp-password", name="absent", namespace=other)))), env=ENV)[0]
+    assert result.get("failed") is True
+    assert result["problems"] == [
+        "mastodon_secret_refs.SMTP_PASSWORD: Secret %s/absent does not exist; create it, or point "
+        "mastodon_secret_refs.SMTP_PASSWORD at the Secret that holds the credential; the smtp check was skipped" % other]
+    assert SMTP_USER not in json.dumps(result)
+
+
+@need_k8s
+def test_module_refs_in_check_mode(secret_namespace, s3_client):
+    params = s3_ref_params(create_bucket=True)
+    result = run_module("endpoint_check", dict(namespace=secret_namespace, checks=dict(s3=params)), check=True, env=ENV)[0]
+    assert not result.get("failed"), result.get("msg")
+    assert result["services"]["s3"]["would_create"] is True and result["changed"] is True
+    assert not bucket_exists(s3_client, params["bucket"])
+
+
+def test_module_unreachable_api_is_a_problem_not_a_crash():
+    """The Kubernetes API refuses the connection: each check with a reference is skipped with one line."""
+    port = closed_port()
+    result = run_module("endpoint_check", dict(
+        namespace="social", host="http://127.0.0.1:%d" % port,
+        checks=dict(redis=dict(host="127.0.0.1", port=closed_port(), password_secret=ref("redis-password"),
+                               variables=dict(password="redis_external_password_secret")))), env=ENV)[0]
+    assert result.get("failed") is True
+    assert len(result["problems"]) == 1, result["problems"]
+    problem = result["problems"][0]
+    assert problem.startswith("redis_external_password_secret: cannot read Secret social/%s, key redis-password from the "
+                              "Kubernetes API (" % SECRET_NAME), problem
+    assert problem.endswith("; check kubeconfig, context, host and the K8S_AUTH_* variables; the redis check was skipped")
+    assert result["services"]["redis"] == {"ok": False, "skipped": True}
