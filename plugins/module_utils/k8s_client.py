@@ -11,6 +11,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 import os
 import re
 
@@ -28,6 +29,7 @@ USER_AGENT = "fediverse.mastodon"
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 K8S_AUTH_ARG_SPEC = dict(
+    # raw (kubernetes.core's type), but build_api_client refuses anything but a path
     kubeconfig=dict(type="raw", no_log=True, fallback=(lambda: os.environ.get("K8S_AUTH_KUBECONFIG"),)),
     context=dict(type="str", fallback=(lambda: os.environ.get("K8S_AUTH_CONTEXT"),)),
     host=dict(type="str", fallback=(lambda: os.environ.get("K8S_AUTH_HOST"),)),
@@ -85,8 +87,7 @@ def build_api_client(params):
     elif not _uses_explicit_config(params) and running_in_cluster():
         k8s_config.load_incluster_config(client_configuration=configuration)
     elif isinstance(kubeconfig, dict):
-        k8s_config.load_kube_config_from_dict(kubeconfig, context=params.get("context"),
-                                              client_configuration=configuration)
+        raise ValueError("kubeconfig must be the path of a kubeconfig file, not an inline kubeconfig")
     else:
         path = os.path.expanduser(kubeconfig) if kubeconfig else None
         k8s_config.load_kube_config(config_file=path, context=params.get("context"),
@@ -150,7 +151,9 @@ def guard_writes(api_client, run_lock):
                 state["held"] = True
             except run_lock_utils.lease.LeaseError as exc:
                 # 423 Locked, as an API error: every module already reports those in one line
-                raise k8s_rest.ApiException(status=423, reason=str(exc))
+                error = k8s_rest.ApiException(status=423, reason=str(exc))
+                error.body = json.dumps({"kind": "Status", "code": 423, "message": str(exc)}).encode("utf-8")
+                raise error
             finally:
                 state["busy"] = False
         return original(method, url, query_params=query_params, headers=headers, post_params=post_params, body=body,

@@ -253,7 +253,7 @@ def names_diff(before_keys, report):
 
 SECRET_REF_OPTIONS = dict(
     name=dict(type="str", required=True),
-    key=dict(type="str", required=True),
+    key=dict(type="str", required=True, no_log=False),
     namespace=dict(type="str"),
 )
 """The suboptions of a Secret reference option: ``{name, key, namespace}`` (namespace defaults

@@ -170,6 +170,7 @@ deployments:
   sample: {social-web: {exists: true, annotations: {"mastodon.fediverse/version": v4.5.2}, images: {web: "ghcr.io/mastodon/mastodon:v4.5.2"}}}
 '''
 
+import json
 import re
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -254,12 +255,18 @@ def storage_class_problems(wanted, classes):
     return problems
 
 
+def _get_json(api_client, path):
+    response = api_client.call_api(path, "GET", header_params={"Accept": "application/json"}, auth_settings=["BearerToken"],
+                                   _preload_content=False, _return_http_data_only=True)
+    raw = response.data
+    return json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw) if raw else {}
+
+
 def _discover(api_client, api_version):
     """{kind: (plural, namespaced)} served under api_version; None when the group/version is not served."""
     path = "/api/v1" if api_version == "v1" else "/apis/%s" % api_version
     try:
-        data = api_client.call_api(path, "GET", response_type="object", auth_settings=["BearerToken"],
-                                   _return_http_data_only=True)
+        data = _get_json(api_client, path)
     except ApiException as exc:
         if exc.status == 404:
             return None
@@ -291,7 +298,7 @@ def resource_problems(api_client, wanted, namespace, name):
         base = "/api/v1" if api_version == "v1" else "/apis/%s" % api_version
         path = "%s/namespaces/%s/%s/%s" % (base, namespace, plural, entry["name"]) if namespaced else "%s/%s/%s" % (base, plural, entry["name"])
         try:
-            api_client.call_api(path, "GET", response_type="object", auth_settings=["BearerToken"], _return_http_data_only=True)
+            _get_json(api_client, path)
         except ApiException as exc:
             if exc.status == 404:
                 problems.append("%s: the %s %s does not exist in the cluster%s" % (variables, kind, entry["name"], fix))

@@ -299,10 +299,17 @@ def check_shared_database(me, others):
     p = []
     if me.get("mode") != "external" or not me.get("host"):
         return p
+
+    def where(entry):
+        try:
+            return str(entry.get("host")).lower(), int(entry.get("port") or 5432)
+        except (TypeError, ValueError):  # a port that is not a number is reported for its own instance
+            return str(entry.get("host")).lower(), entry.get("port")
+
     for o in others:
         if o.get("mode") != "external" or o.get("instance") == me.get("instance"):
             continue
-        if (str(o.get("host")).lower(), int(o.get("port") or 5432)) != (str(me["host"]).lower(), int(me.get("port") or 5432)):
+        if where(o) != where(me):
             continue
         if o.get("db_user") == me.get("db_user"):
             p.append("mastodon_db_user: instance %s uses the role %s on %s:%s, and so does instance %s; each instance "
@@ -343,10 +350,17 @@ CHECKS = (check_identity, check_version, check_services, check_server_versions, 
 
 
 def semantic_problems(v):
-    """Every problem of the merged input ``v`` that argument specs cannot express, in a stable order."""
+    """Every problem of the merged input ``v`` that argument specs cannot express, in a stable order.
+
+    A check that trips over a value of an unexpected shape reports that as a problem of its own
+    instead of stopping the others (the argument specs have named the variable already)."""
     out = []
     for check in CHECKS:
-        out.extend(check(v))
+        try:
+            out.extend(check(v))
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:
+            out.append("preflight: the check %s could not run on these values (%s); fix the variables named above"
+                       % (check.__name__, exc))
     return out
 
 

@@ -19,6 +19,9 @@ import json
 import os
 import time
 
+# The userAgents of a playbook run: our module_utils, and the kubernetes Python client that
+# kubernetes.core and the lookups use.
+ANSIBLE_AGENTS = ("fediverse.mastodon", "OpenAPI-Generator")
 MUTATING = {"create", "update", "patch", "delete", "deletecollection"}
 CONTROL_PLANE_AGENTS = ("kube-controller-manager/", "kube-scheduler/", "kube-apiserver/", "kwok-controller/")
 CONTROL_PLANE_USERS = ("system:kube-controller-manager", "system:kube-scheduler", "system:apiserver")
@@ -65,17 +68,28 @@ class AuditWindow(object):
             if event.get("stage") == "ResponseComplete":
                 yield event
 
-    def writes(self, namespaces=None):
-        """Mutating requests of non-control-plane clients (optionally only in these namespaces)."""
+    def writes(self, namespaces=None, agents=ANSIBLE_AGENTS):
+        """Mutating requests of non-control-plane clients (optionally only in these namespaces).
+
+        ``agents`` keeps only the requests whose userAgent starts with one of them: by default
+        the clients a playbook run uses (our modules, the kubernetes client under
+        kubernetes.core), so that the lab's own helpers (the PV recycler runs kubectl) and the
+        test's set-up (kubectl) are not counted. None counts every client."""
         out = []
         for event in self.events():
             if event.get("verb") not in MUTATING or is_control_plane(event):
                 continue
+            if agents and not (event.get("userAgent") or "").startswith(tuple(agents)):
+                continue
             ref = event.get("objectRef") or {}
             if ref.get("resource") in NOT_STORED:
                 continue
-            if namespaces is not None and ref.get("namespace") not in namespaces and not (
-                    ref.get("resource") == "namespaces" and ref.get("name") in namespaces):
+            # a namespace filter keeps the requests in those namespaces, on those Namespace objects,
+            # and on every cluster-scoped object (what else could a run have touched there?)
+            if namespaces is not None and ref.get("namespace") and ref.get("namespace") not in namespaces:
+                continue
+            if (namespaces is not None and ref.get("resource") == "namespaces" and ref.get("name")
+                    and ref.get("name") not in namespaces):
                 continue
             out.append("%s %s (%s, %s)" % (event.get("verb"), event.get("requestURI"), event.get("userAgent"),
                                            (event.get("responseStatus") or {}).get("code")))

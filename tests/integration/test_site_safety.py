@@ -124,7 +124,7 @@ def test_noop_rerun_json_sends_no_write_and_takes_no_lock():
     assert rc == 0, out[-3000:]
     stats = json.loads(out[out.find("{"):out.rfind("}") + 1])["stats"][INSTANCE]
     assert stats["changed"] == 0 and stats["failures"] == 0, stats
-    assert window.writes() == [], window.writes()
+    assert window.writes(namespaces={INSTANCE}) == [], window.writes(namespaces={INSTANCE})
 
 
 def test_second_run_is_refused_in_preflight_naming_the_holder():
@@ -136,7 +136,7 @@ def test_second_run_is_refused_in_preflight_naming_the_holder():
     assert "mastodon_lock_break=true" in out
     assert "TASK [fediverse.mastodon.preflight : Stop with every problem found]" in out
     assert "PLAY [Mastodon backing services]" not in out or "Deploy or connect PostgreSQL" not in out
-    assert window.writes() == [], window.writes()
+    assert window.writes(namespaces={INSTANCE}) == [], window.writes(namespaces={INSTANCE})
     assert seconds < 60, "refused after %.0f s" % seconds
     assert get("lease", LEASE)["spec"]["holderIdentity"] == "otherrun0000001@laptop-7"
 
@@ -156,7 +156,7 @@ def test_lapsed_lock_is_taken_over_with_a_warning():
         rc, out, _ = run(SITE, "-e", "mastodon_web_replicas=1", label="take over a lapsed lock")
     assert rc == 0, out[-4000:]
     assert "will take over the lapsed lock" in out and "alice@laptop-7" in out, out[-3000:]
-    leases = [w for w in window.writes() if "/leases" in w]
+    leases = [w for w in window.writes(namespaces={INSTANCE}) if "/leases" in w]
     assert any(w.startswith("update ") for w in leases), leases  # taken over (PUT), not created anew
     assert any(w.startswith("delete ") for w in leases), leases  # released at the end
     assert get("lease", LEASE) is None
@@ -183,7 +183,7 @@ def test_the_record_keeps_the_history_across_a_teardown():
     assert rc != 0
     assert "mastodon_version:" in out and "v4.5.9" in out
     assert "TASK [fediverse.mastodon.preflight : Stop with every problem found]" in out, out[-3000:]
-    assert window.writes() == [], window.writes()
+    assert window.writes(namespaces={INSTANCE}) == [], window.writes(namespaces={INSTANCE})
 
 
 @pytest.mark.parametrize("override,variable", [
@@ -196,7 +196,7 @@ def test_changing_where_the_instance_lives_is_refused(override, variable):
         rc, out, _ = run(SITE, "-e", json.dumps(override), label="identity change " + variable)
     assert rc != 0
     assert "- %s:" % variable in out, out[-3000:]
-    assert window.writes() == [], window.writes()
+    assert window.writes(namespaces={INSTANCE}) == [], window.writes(namespaces={INSTANCE})
 
 
 def test_a_named_override_lets_the_change_through_preflight():
@@ -223,7 +223,7 @@ def test_a_wipe_that_would_orphan_an_external_database_is_refused():
                          "-e", "postgresql_mode=external", "-e", "postgresql_external_host=127.0.0.1", label="refused wipe")
     assert rc != 0
     assert "Active Record encryption keys" in out and "teardown_external_database_dropped" in out, out[-3000:]
-    assert window.writes() == [], window.writes()
+    assert window.writes(namespaces={INSTANCE}) == [], window.writes(namespaces={INSTANCE})
     assert site_snapshot.snapshot(INSTANCE)["secrets"] == before["secrets"]
 
 
