@@ -13,11 +13,10 @@ description:
   - Renews the run lock (a C(coordination.k8s.io/v1) Lease, see the C(instance_lock) module)
     when it is older than its C(renew_every) seconds, and does nothing otherwise. Put it in the
     condition of a long C(until) loop (a migration Job, a rollout) so that the lock outlives the
-    wait: it is evaluated again on every poll.
+    wait, since it is evaluated again on every poll.
   - Returns C(true) while this run holds the lock (or when there is no lock to keep). Fails,
-    naming the other run, when another run took the lock: the waiting run must stop.
-  - Sends nothing when the lock is not due, and never in check mode's dry runs' stead: it only
-    renews a lock this run already took.
+    naming the other run, when another run took the lock; the waiting run must stop then.
+  - Sends nothing when the lock is not due, and only ever renews a lock this run already took.
 options:
   _terms:
     description: The run lock, as given to the modules' O(fediverse.mastodon.k8s_objects#module:run_lock) option.
