@@ -61,7 +61,7 @@ EXAMPLES = r'''
 
 RETURN = r'''
 problems:
-  description: One line per problem, C(<variable>: <what is wrong>; <the fix>).
+  description: "One line per problem: the variable, what is wrong, and the fix."
   returned: always
   type: list
   elements: str
