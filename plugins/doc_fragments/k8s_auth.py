@@ -13,7 +13,7 @@ class ModuleDocFragment(object):
 options:
   kubeconfig:
     description:
-      - Path to a kubeconfig file. A path only: a kubeconfig given inline would pass through
+      - Path to a kubeconfig file. A path only, since a kubeconfig given inline would pass through
         variables and logs with its credentials, so a dictionary is refused.
       - Falls back to E(K8S_AUTH_KUBECONFIG), then to the service account of the pod when the
         module runs inside a cluster (AWX), then to E(KUBECONFIG) or C(~/.kube/config).

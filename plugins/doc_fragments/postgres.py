@@ -82,7 +82,7 @@ options:
     suboptions:
       kubeconfig:
         description:
-          - Path to a kubeconfig file (a path only: an inline kubeconfig is refused). Never logged.
+          - Path to a kubeconfig file (a path only; an inline kubeconfig is refused). Never logged.
           - Falls back to E(K8S_AUTH_KUBECONFIG).
         type: raw
       context:

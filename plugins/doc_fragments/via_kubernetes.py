@@ -69,7 +69,7 @@ options:
         default: 30
       kubeconfig:
         description:
-          - Path to a kubeconfig file (a path only: an inline kubeconfig is refused). Never logged, since a
+          - Path to a kubeconfig file (a path only; an inline kubeconfig is refused). Never logged, since a
             dictionary holds credentials.
           - Falls back to E(K8S_AUTH_KUBECONFIG), then to the pod's service account when running
             inside a cluster, then to E(KUBECONFIG) or C(~/.kube/config).

@@ -65,7 +65,8 @@ def test_reads_and_dry_runs_take_no_lock(namespace):
         core.list_namespaced_config_map(namespace)
         core.create_namespaced_config_map(namespace, configmap("dry"), dry_run="All")
     assert read_lease(namespace) is None
-    assert window.writes(namespaces={namespace}) == []
+    # the dry run itself is in the log (it counts as a write attempt there); no Lease request is
+    assert [w for w in window.writes(namespaces={namespace}) if "/leases" in w] == []
 
 
 def test_first_write_of_a_first_install_creates_the_namespace_and_takes_the_lock(namespace):
