@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import fnmatch
 import json
 
 POLICY_VERSION = "2012-10-17"
@@ -239,27 +240,166 @@ def merge_owned_statement(current, owned_sid, statement):
     return {"Version": version, "Statement": statements}
 
 
+def _matches(pattern, value):
+    """IAM wildcard match (``*`` and ``?``), case insensitive: ``s3:Get*`` matches ``s3:getobject``."""
+    return fnmatch.fnmatchcase(value.lower(), pattern.lower().replace("[", "[[]"))
+
+
+def _resource_matches(pattern, value):
+    """IAM wildcard match of resources (ARNs are case sensitive)."""
+    return fnmatch.fnmatchcase(value, pattern.replace("[", "[[]"))
+
+
+def _principal_values(principal):
+    """Every principal named in a Principal/NotPrincipal value, in whatever shape it was written."""
+    if principal is None:
+        return []
+    if isinstance(principal, dict):
+        out = []
+        for value in principal.values():
+            out.extend(_as_sorted_list(value))
+        return out
+    return _as_sorted_list(principal)
+
+
+def _is_allow(statement):
+    return str(statement.get("Effect", "")).lower() == "allow"
+
+
+def applies_to_anonymous(statement):
+    """True when ``statement`` applies to anonymous visitors.
+
+    That is a ``Principal`` naming ``*`` in any shape (``"*"``, ``{"AWS": "*"}``,
+    ``{"AWS": ["*"]}``...), or a ``NotPrincipal`` (everyone except those named, so anonymous
+    visitors too) that does not itself name ``*``.
+    """
+    if "NotPrincipal" in statement:
+        return "*" not in _principal_values(statement["NotPrincipal"])
+    return "*" in _principal_values(statement.get("Principal"))
+
+
+def _named_principals(principal):
+    """``principal`` without its ``*`` entries: the specific principals, or None when none is left."""
+    if not isinstance(principal, dict):
+        principal = {"AWS": principal}
+    out = {}
+    for key, value in principal.items():
+        kept = [v for v in _as_sorted_list(value) if v != "*"]
+        if kept:
+            out[key] = kept
+    return out or None
+
+
+def _within(resource, allowed):
+    """Whether every object ``resource`` can name is covered by one of ``allowed`` (``.../prefix*``)."""
+    for pattern in allowed:
+        if resource == pattern:
+            return True
+        if pattern.endswith("*") and "*" not in pattern[:-1] and "?" not in pattern[:-1] \
+                and resource.startswith(pattern[:-1]):
+            return True
+    return False
+
+
+def conforms_to_anonymous_read(statement, allowed_resources):
+    """Whether an anonymous Allow ``statement`` grants no more than ``s3:GetObject`` on ``allowed_resources``.
+
+    ``NotAction`` and ``NotResource`` never conform (they grant everything they do not name), nor
+    does a wildcard action such as ``s3:Get*`` or ``s3:*``.
+    """
+    if "NotAction" in statement or "NotResource" in statement:
+        return False
+    actions = _as_sorted_list(statement.get("Action"), lower=True)
+    resources = _as_sorted_list(statement.get("Resource"))
+    if not actions or not resources:
+        return False
+    if any(a != "s3:getobject" for a in actions):
+        return False
+    return all(_within(r, allowed_resources) for r in resources)
+
+
+def restrict_anonymous(policy, allowed_resources=None, keep_sid=None):
+    """``policy`` with every anonymous Allow beyond ``s3:GetObject`` on ``allowed_resources`` taken out.
+
+    ``allowed_resources`` lists the object ARNs anonymous visitors may read (the Resource of the
+    anonymous-read statement); empty or None means they may do nothing, so every anonymous
+    Allow goes. The statement whose Sid is ``keep_sid`` (the module's own) is left alone.
+
+    A foreign anonymous Allow statement is
+
+    - kept as it is when it grants only ``s3:GetObject`` within ``allowed_resources``;
+    - narrowed when it also names specific principals (``"*"`` is taken out of its Principal,
+      so those principals keep exactly what they had);
+    - removed otherwise (including ``NotPrincipal``, ``NotAction`` and ``NotResource`` tricks,
+      and wildcard actions such as ``s3:*`` or ``s3:Get*``).
+
+    Deny statements and statements for specific principals are never touched.
+
+    Returns ``(policy, revoked)``: the new policy (None when no statement is left, so the bucket
+    policy is deleted) and the list of ``(statement as it was, "removed" | "narrowed")``.
+    """
+    policy = load_policy(policy)
+    if policy is None:
+        return None, []
+    allowed = list(allowed_resources or [])
+    statements = policy["Statement"]
+    if isinstance(statements, dict):
+        statements = [statements]
+    kept, revoked = [], []
+    for st in statements:
+        if (keep_sid is not None and st.get("Sid") == keep_sid) or not _is_allow(st) \
+                or not applies_to_anonymous(st):
+            kept.append(st)
+            continue
+        if allowed and conforms_to_anonymous_read(st, allowed):
+            kept.append(st)
+            continue
+        named = None if "NotPrincipal" in st else _named_principals(st.get("Principal"))
+        if named:
+            narrowed = dict(st)
+            narrowed["Principal"] = named
+            kept.append(narrowed)
+            revoked.append((st, "narrowed"))
+        else:
+            revoked.append((st, "removed"))
+    if not kept:
+        return None, revoked
+    out = dict(policy)
+    out["Statement"] = kept
+    return out, revoked
+
+
 def anonymous_access(policy, bucket):
     """What an anonymous visitor may do on ``bucket`` by ``policy``: (get, list, put) booleans.
 
-    A coarse check of Allow statements for the principal ``*`` (conditions are ignored), used to
-    warn when another statement grants anonymous listing or writing.
+    A coarse check of the Allow statements that apply to anonymous visitors (conditions and Deny
+    statements are ignored; wildcards, NotAction, NotResource and NotPrincipal are understood),
+    used to warn when a statement grants anonymous listing or writing.
     """
-    norm = normalize_policy(policy)
+    policy = load_policy(policy)
     get = lst = put = False
-    if not norm:
+    if not policy:
         return get, lst, put
-    for st in norm["Statement"]:
-        if st.get("Effect") != "Allow" or "*" not in (st.get("Principal") or {}).get("AWS", []):
+    statements = policy["Statement"]
+    if isinstance(statements, dict):
+        statements = [statements]
+    bucket_target = bucket_arn(bucket)
+    object_target = bucket_arn(bucket) + "/any-object"
+    for st in statements:
+        if not _is_allow(st) or not applies_to_anonymous(st):
             continue
-        actions = st.get("Action", [])
-        resources = st.get("Resource", [])
 
-        def allowed(action, actions=actions):
-            return any(a in ("*", "s3:*", action) for a in actions)
-        on_bucket = any(r in (bucket_arn(bucket), "*", "arn:aws:s3:::*") for r in resources)
-        on_objects = any(r.startswith(bucket_arn(bucket) + "/") or r in ("*", "arn:aws:s3:::*") for r in resources)
-        lst = lst or (on_bucket and allowed("s3:listbucket"))
-        get = get or (on_objects and allowed("s3:getobject"))
-        put = put or (on_objects and allowed("s3:putobject"))
+        def allowed(action, st=st):
+            if "NotAction" in st:
+                return not any(_matches(a, action) for a in _as_sorted_list(st["NotAction"]))
+            return any(_matches(a, action) for a in _as_sorted_list(st.get("Action")))
+
+        def covers(target, st=st):
+            if "NotResource" in st:
+                return not any(_resource_matches(r, target) for r in _as_sorted_list(st["NotResource"]))
+            return any(_resource_matches(r, target) or (r.startswith(bucket_target + "/") and target == object_target)
+                       for r in _as_sorted_list(st.get("Resource")))
+        lst = lst or (covers(bucket_target) and allowed("s3:ListBucket"))
+        get = get or (covers(object_target) and allowed("s3:GetObject"))
+        put = put or (covers(object_target) and allowed("s3:PutObject"))
     return get, lst, put

@@ -18,8 +18,20 @@ description:
   - With O(anonymous_read=true) the bucket policy gets one statement, named
     C(FediverseMastodonAnonymousRead), that lets everyone C(s3:GetObject) the objects (all, or
     those under O(anonymous_read_prefixes)). It never grants C(s3:ListBucket), so visitors
-    cannot enumerate the uploads. O(anonymous_read=false) removes that statement. Other
-    statements of the bucket policy are left as they are.
+    cannot enumerate the uploads.
+  - >-
+    The contract is enforced against what is already in the bucket policy. After a run with
+    O(anonymous_read=true), the only thing anonymous visitors may do is C(s3:GetObject) on the
+    objects of that statement. Any other Allow statement that applies to anonymous visitors
+    (C(Principal) V(*), V({"AWS": "*"}) or V({"AWS": ["*"]}), or a C(NotPrincipal)) and grants
+    more (another action, a wildcard action such as C(s3:*) or C(s3:Get*), C(NotAction),
+    C(NotResource), other resources) is removed. When it also names specific principals, only
+    V(*) is taken out of its C(Principal), so those principals keep what they had. An anonymous
+    C(s3:GetObject) statement within the allowed objects is kept.
+  - O(anonymous_read=false) removes that statement and every other Allow that applies to
+    anonymous visitors (narrowed the same way when it also names specific principals).
+  - Statements for specific principals and Deny statements are left as they are. What was removed
+    is shown in the diff (the policy before and after) and returned in RV(anonymous_revoked).
   - O(policy) replaces the whole bucket policy with your own document instead.
   - Policies are compared after normalising them (key order, a single value against a list,
     the shapes of C(Principal), action case), so a rerun writes nothing unless the policy really
@@ -120,11 +132,11 @@ attributes:
 seealso:
   - module: fediverse.mastodon.minio_user
 notes:
-  - The account of O(access_key) needs the right to create and delete buckets and to read and
+  - The account of O(access_key) (or of the keys in O(admin_secret)) needs the right to create and delete buckets and to read and
     write bucket policies (on MinIO the root user or a C(consoleAdmin)-like policy; on Ceph the
     bucket owner).
-  - The module warns when another statement of the bucket policy lets anonymous visitors list
-    or write.
+  - When O(anonymous_read) is unset, or O(policy) is used, the bucket policy's other statements are
+    not changed; the module then warns when a statement lets anonymous visitors list or write.
 '''
 
 EXAMPLES = r'''
@@ -134,6 +146,19 @@ EXAMPLES = r'''
     anonymous_read: true
     access_key: "{{ minio_root_user }}"
     secret_key: "{{ minio_root_password }}"
+    via_kubernetes:
+      namespace: social
+      service: social-minio
+      port: 9000
+
+- name: Media bucket on the in-cluster MinIO; the admin keys are read from its Secret by the module
+  fediverse.mastodon.minio_bucket:
+    name: social-media
+    anonymous_read: true
+    admin_secret:
+      name: social-minio        # namespace: that of via_kubernetes
+      access_key: root-user
+      secret_key: root-password
     via_kubernetes:
       namespace: social
       service: social-minio
@@ -217,6 +242,19 @@ anonymous:
   returned: when O(state=present)
   type: dict
   sample: {get: true, list: false, put: false}
+anonymous_revoked:
+  description:
+    - The statements that granted anonymous visitors more than O(anonymous_read) allows, as they were
+      in the bucket policy before the run (normalised), with what was done to them (V(removed), or V(narrowed) when
+      only V(*) was taken out of their principals). Empty when there was nothing to revoke.
+    - Also filled in check mode, where nothing is changed.
+  returned: when O(state=present) and O(anonymous_read) is set
+  type: list
+  elements: dict
+  sample:
+    - action: removed
+      statement: {Sid: PublicList, Effect: Allow, Principal: {AWS: ["*"]}, Action: ["s3:ListBucket"],
+                  Resource: ["arn:aws:s3:::social-media"]}
 endpoint:
   description: Where the module talked to (the port-forward, when O(via_kubernetes) is used).
   returned: always
@@ -299,10 +337,15 @@ class BucketModule(object):
                 self.module.fail_json(msg="policy: %s. Give a JSON object with a Statement list." % exc, **self.result)
         if params["anonymous_read"] is None:
             return current
-        statement = None
+        statement, allowed = None, []
         if params["anonymous_read"]:
             statement = sp.anonymous_read_statement(self.name, params["anonymous_read_prefixes"] or [])
-        return sp.merge_owned_statement(current, sp.ANONYMOUS_READ_SID, statement)
+            allowed = statement["Resource"]
+        merged = sp.merge_owned_statement(current, sp.ANONYMOUS_READ_SID, statement)
+        desired, revoked = sp.restrict_anonymous(merged, allowed, keep_sid=sp.ANONYMOUS_READ_SID)
+        self.result["anonymous_revoked"] = [dict(action=action, statement=sp.normalize_statement(st, fold_case=False))
+                                            for st, action in revoked]
+        return desired
 
     def present(self):
         params = self.module.params
@@ -322,6 +365,13 @@ class BucketModule(object):
                 self.write_policy(desired)
         get, lst, put = sp.anonymous_access(after, self.name)
         self.result.update(policy=sp.display_policy(desired), anonymous=dict(get=get, list=lst, put=put))
+        revoked = self.result.get("anonymous_revoked")
+        if revoked:
+            self.module.warn("%s %d statement(s) of the policy of bucket %s that let anonymous visitors do more than "
+                             "anonymous_read allows (%s); the diff shows the policy before and after."
+                             % ("Would revoke" if self.module.check_mode else "Revoked", len(revoked), self.name,
+                                ", ".join("%s %s" % (r["action"], r["statement"].get("Sid") or "(no Sid)")
+                                          for r in revoked)))
         if lst or put:
             self.module.warn("The policy of bucket %s lets anonymous visitors %s (a statement other than %s grants it). "
                              "Remove that statement unless you mean it."
@@ -536,9 +586,8 @@ def main():
         )),
     )
     module = AnsibleModule(argument_spec=argument_spec,
-                           mutually_exclusive=[("anonymous_read", "policy")],
-                           required_by=dict(anonymous_read_prefixes=["anonymous_read"]),
-                           **s3u.S3_MODULE_KWARGS)
+                           **s3u.s3_module_kwargs(mutually_exclusive=[("anonymous_read", "policy")],
+                                                  required_by=dict(anonymous_read_prefixes=["anonymous_read"])))
     problem = s3u.bucket_name_problem(module.params["name"])
     if problem:
         module.fail_json(msg="name: %r is not a valid S3 bucket name: %s. Fix name." % (module.params["name"], problem),

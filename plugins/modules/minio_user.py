@@ -161,11 +161,11 @@ attributes:
 requirements:
   - boto3 (Python library)
   - minio (Python library, 7.2 or later), for O(api=minio) only
-  - kubernetes (Python library), for O(store_in) and O(via_kubernetes) only
+  - kubernetes (Python library), for O(store_in), O(admin_secret) and O(via_kubernetes) only
 seealso:
   - module: fediverse.mastodon.minio_bucket
 notes:
-  - O(access_key) and O(secret_key) are the admin credentials. On MinIO the root user (or a user with
+  - O(access_key) and O(secret_key) (or the keys in O(admin_secret)) are the admin credentials. On MinIO the root user (or a user with
     the C(admin:CreateUser), C(admin:CreatePolicy), C(admin:AttachUserOrGroupPolicy) and
     C(admin:GetUser) actions). On Ceph RGW a user with the caps C(users=*) and C(user-policy=*).
   - MinIO never returns a user's secret key. When a MinIO user exists but its key is unknown (neither
@@ -198,6 +198,21 @@ EXAMPLES = r'''
     endpoint: https://rgw.storage.example.org
     access_key: "{{ rgw_admin_access_key }}"
     secret_key: "{{ rgw_admin_secret_key }}"
+    store_in:
+      namespace: social
+      name: social-mastodon-s3
+
+- name: The same, with the admin keys read from a Secret by the module (they never enter Ansible)
+  fediverse.mastodon.minio_user:
+    api: ceph
+    name: social-mastodon
+    buckets: [social-media]
+    endpoint: https://rgw.storage.example.org
+    admin_secret:
+      namespace: rook-ceph
+      name: rgw-admin-keys
+      access_key: AccessKey
+      secret_key: SecretKey
     store_in:
       namespace: social
       name: social-mastodon-s3
@@ -431,13 +446,13 @@ class UserModule(object):
             msg = ("Cannot %s: the S3 endpoint %s is unreachable (%s). Check endpoint (scheme, host, port) or "
                    "via_kubernetes." % (action, where, exc))
         elif code in s3u.INVALID_CREDENTIAL_CODES:
-            msg = ("Cannot %s: %s rejected the admin credentials (%s). Check access_key and secret_key."
-                   % (action, where, code))
+            msg = ("Cannot %s: %s rejected the admin credentials (%s). Check %s."
+                   % (action, where, code, self.conn.credentials_hint))
         elif code == "AccessDenied" or getattr(exc, "status", None) == 403:
             needs = ("the caps users=* and user-policy=*" if self.module.params["api"] == "ceph"
                      else "admin rights on users and policies (the root user)")
-            msg = "Cannot %s: %s denied access (%s). The admin account of access_key needs %s." % (
-                action, where, code or "HTTP 403", needs)
+            msg = "Cannot %s: %s denied access (%s). The admin account of %s needs %s." % (
+                action, where, code or "HTTP 403", self.conn.credentials_option, needs)
         elif getattr(exc, "status", None) == 404 and self.module.params["api"] == "ceph":
             msg = ("Cannot %s: %s has no Ceph RGW Admin Ops API (HTTP 404 %s). Is it a Ceph RGW? Use api: minio for "
                    "MinIO." % (action, where, code or ""))
@@ -666,7 +681,7 @@ def main():
         update_secret=dict(type="str", default="on_create", choices=["always", "on_create"], no_log=False),
         store_in=store_in_spec(),
     )
-    module = AnsibleModule(argument_spec=argument_spec, **s3u.S3_MODULE_KWARGS)
+    module = AnsibleModule(argument_spec=argument_spec, **s3u.s3_module_kwargs())
     p = module.params
     if p["state"] == "present" and not p["buckets"]:
         module.fail_json(msg="buckets: name at least one bucket the user may write to (state: present).")

@@ -322,3 +322,219 @@ def test_cors_rules_are_applied_and_compared(lab, admin, bucket):
     assert _preflight(lab, bucket, "https://social.example.org").headers.get("Access-Control-Allow-Origin") is None
     res, dummy = run(lab, name=bucket, cors=[])
     assert res["changed"] is False, res
+
+
+# -- the anonymous-read contract is enforced against foreign statements ---------------------------
+
+CDN = "arn:aws:iam:::user/cdn"
+
+
+def _sids(policy):
+    return sorted(st.get("Sid") for st in (policy or {}).get("Statement", []))
+
+
+def test_foreign_anonymous_list_and_put_are_revoked(lab, admin, bucket):
+    """A policy that already lets anonymous visitors list and write: after anonymous_read: true they
+    may only GET objects; the statement for a specific principal stays exactly as it was."""
+    admin.create_bucket(Bucket=bucket)
+    admin.put_object(Bucket=bucket, Key="media_attachments/a.png", Body=b"\x89PNG-a")
+    cdn = {"Sid": "Cdn", "Effect": "Allow", "Principal": {"AWS": [CDN]},
+           "Action": ["s3:GetObject", "s3:ListBucket"],
+           "Resource": ["arn:aws:s3:::%s" % bucket, "arn:aws:s3:::%s/*" % bucket]}
+    seeded = {"Version": "2012-10-17", "Statement": [
+        {"Sid": "PublicList", "Effect": "Allow", "Principal": "*", "Action": "s3:ListBucket",
+         "Resource": "arn:aws:s3:::%s" % bucket},
+        {"Sid": "PublicWrite", "Effect": "Allow", "Principal": {"AWS": ["*"]}, "Action": ["s3:PutObject"],
+         "Resource": ["arn:aws:s3:::%s/*" % bucket]},
+        cdn]}
+    admin.put_bucket_policy(Bucket=bucket, Policy=json.dumps(seeded))
+    # Preconditions: the seeded policy really lets anonymous visitors list and write, and not read.
+    assert anon(lab, "GET", "/%s" % bucket) == 200, "precondition: anonymous LIST allowed"
+    assert anon(lab, "PUT", "/%s/pre.txt" % bucket, data=b"x") == 200, "precondition: anonymous PUT allowed"
+    admin.delete_object(Bucket=bucket, Key="pre.txt")
+    assert anon(lab, "GET", "/%s/media_attachments/a.png" % bucket) == 403
+
+    res, dummy = run(lab, name=bucket, anonymous_read=True, check=True, diff=True)
+    assert res["changed"] is True, res
+    assert sorted(r["statement"]["Sid"] for r in res["anonymous_revoked"]) == ["PublicList", "PublicWrite"], res
+    assert server_policy(admin, bucket) == seeded, "check mode changed the policy"
+    assert anon(lab, "GET", "/%s" % bucket) == 200, "check mode changed what anonymous visitors may do"
+
+    res, dummy = run(lab, name=bucket, anonymous_read=True, diff=True)
+    assert res["changed"] is True, res
+    assert res.get("failed") is not True, res
+    # The diff names what was removed: before has the foreign statements, after has not.
+    assert _sids(res["diff"]["before"]["policy"]) == ["Cdn", "PublicList", "PublicWrite"], res["diff"]
+    assert _sids(res["diff"]["after"]["policy"]) == ["Cdn", SID], res["diff"]
+    revoked = dict((r["statement"]["Sid"], r) for r in res["anonymous_revoked"])
+    assert sorted(revoked) == ["PublicList", "PublicWrite"] and all(r["action"] == "removed" for r in revoked.values())
+    assert revoked["PublicList"]["statement"]["Action"] == ["s3:ListBucket"]
+    assert any("PublicList" in w and "PublicWrite" in w for w in res.get("warnings", [])), res.get("warnings")
+
+    # What the server now allows, seen by anonymous HTTP requests.
+    assert anon(lab, "GET", "/%s" % bucket) == 403, "anonymous LIST must be refused"
+    assert anon(lab, "GET", "/%s?list-type=2" % bucket) == 403, "anonymous LIST v2 must be refused"
+    assert anon(lab, "PUT", "/%s/evil.txt" % bucket, data=b"x") == 403, "anonymous PUT must be refused"
+    assert anon(lab, "GET", "/%s/media_attachments/a.png" % bucket) == 200, "anonymous GET must work"
+    policy = server_policy(admin, bucket)
+    assert _sids(policy) == ["Cdn", SID]
+    assert [st for st in policy["Statement"] if st.get("Sid") == "Cdn"] == [cdn], "the Cdn statement was changed"
+
+    res, dummy = run(lab, name=bucket, anonymous_read=True, diff=True)
+    assert res["changed"] is False and res["anonymous_revoked"] == [], res
+    assert server_policy(admin, bucket) == policy
+
+
+def test_foreign_wildcard_and_mixed_principal_statements(lab, admin, bucket):
+    """s3:Get* and s3:* for everyone go; a statement for everyone and the CDN keeps only the CDN."""
+    admin.create_bucket(Bucket=bucket)
+    admin.put_object(Bucket=bucket, Key="cache/x.jpg", Body=b"jpg")
+    seeded = {"Version": "2012-10-17", "Statement": [
+        {"Sid": "GetStar", "Effect": "Allow", "Principal": "*", "Action": "s3:Get*",
+         "Resource": "arn:aws:s3:::%s/*" % bucket},
+        {"Sid": "AllS3", "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "s3:*",
+         "Resource": ["arn:aws:s3:::%s" % bucket, "arn:aws:s3:::%s/*" % bucket]},
+        {"Sid": "Mixed", "Effect": "Allow", "Principal": {"AWS": ["*", CDN]}, "Action": ["s3:ListBucket"],
+         "Resource": ["arn:aws:s3:::%s" % bucket]}]}
+    admin.put_bucket_policy(Bucket=bucket, Policy=json.dumps(seeded))
+    assert anon(lab, "GET", "/%s" % bucket) == 200, "precondition: anonymous LIST allowed"
+    assert anon(lab, "DELETE", "/%s/cache/x.jpg" % bucket) == 204, "precondition: anonymous DELETE allowed"
+    admin.put_object(Bucket=bucket, Key="cache/x.jpg", Body=b"jpg")
+
+    res, dummy = run(lab, name=bucket, anonymous_read=True, diff=True)
+    assert res["changed"] is True, res
+    actions = dict((r["statement"]["Sid"], r["action"]) for r in res["anonymous_revoked"])
+    assert actions == {"GetStar": "removed", "AllS3": "removed", "Mixed": "narrowed"}, res["anonymous_revoked"]
+    assert anon(lab, "GET", "/%s" % bucket) == 403
+    assert anon(lab, "DELETE", "/%s/cache/x.jpg" % bucket) == 403
+    assert anon(lab, "PUT", "/%s/cache/y.jpg" % bucket, data=b"y") == 403
+    assert anon(lab, "GET", "/%s/cache/x.jpg" % bucket) == 200
+    mixed = [st for st in server_policy(admin, bucket)["Statement"] if st.get("Sid") == "Mixed"]
+    assert mixed == [{"Sid": "Mixed", "Effect": "Allow", "Principal": {"AWS": [CDN]}, "Action": ["s3:ListBucket"],
+                      "Resource": ["arn:aws:s3:::%s" % bucket]}], mixed
+    res, dummy = run(lab, name=bucket, anonymous_read=True)
+    assert res["changed"] is False, res
+
+
+def test_anonymous_read_false_removes_every_anonymous_allow(lab, admin, bucket):
+    run(lab, name=bucket, anonymous_read=True)
+    admin.put_object(Bucket=bucket, Key="media_attachments/a.png", Body=b"a")
+    policy = server_policy(admin, bucket)
+    cdn = {"Sid": "Cdn", "Effect": "Allow", "Principal": {"AWS": [CDN]}, "Action": ["s3:GetObject"],
+           "Resource": ["arn:aws:s3:::%s/*" % bucket]}
+    policy["Statement"] += [
+        {"Sid": "AlsoPublic", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+         "Resource": "arn:aws:s3:::%s/media_attachments/*" % bucket},
+        {"Sid": "PublicList", "Effect": "Allow", "Principal": "*", "Action": "s3:ListBucket",
+         "Resource": "arn:aws:s3:::%s" % bucket},
+        cdn]
+    admin.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    assert anon(lab, "GET", "/%s" % bucket) == 200, "precondition"
+
+    res, dummy = run(lab, name=bucket, anonymous_read=False, diff=True)
+    assert res["changed"] is True, res
+    assert _sids(res["diff"]["after"]["policy"]) == ["Cdn"], res["diff"]
+    assert sorted(r["statement"]["Sid"] for r in res["anonymous_revoked"]) == ["AlsoPublic", "PublicList"]
+    assert anon(lab, "GET", "/%s/media_attachments/a.png" % bucket) == 403
+    assert anon(lab, "GET", "/%s" % bucket) == 403
+    assert server_policy(admin, bucket)["Statement"] == [cdn]
+    res, dummy = run(lab, name=bucket, anonymous_read=False)
+    assert res["changed"] is False, res
+
+
+def test_anonymous_read_unset_leaves_foreign_statements_and_warns(lab, admin, bucket):
+    """Without anonymous_read the module does not manage the policy: it only warns."""
+    admin.create_bucket(Bucket=bucket)
+    seeded = {"Version": "2012-10-17", "Statement": [
+        {"Sid": "PublicList", "Effect": "Allow", "Principal": "*", "Action": "s3:ListBucket",
+         "Resource": "arn:aws:s3:::%s" % bucket}]}
+    admin.put_bucket_policy(Bucket=bucket, Policy=json.dumps(seeded))
+    res, dummy = run(lab, name=bucket)
+    assert res["changed"] is False and res["anonymous"]["list"] is True, res
+    assert any("list it" in w for w in res.get("warnings", [])), res
+    assert server_policy(admin, bucket) == seeded
+    assert anon(lab, "GET", "/%s" % bucket) == 200
+
+
+# -- admin credentials by Secret reference ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def kube():
+    if not os.environ.get("KUBECONFIG"):
+        pytest.skip("no lab Kubernetes: KUBECONFIG not set (eval \"$(make -s lab-env)\")")
+    kubernetes = pytest.importorskip("kubernetes")
+    try:
+        kubernetes.config.load_kube_config()
+        core = kubernetes.client.CoreV1Api()
+        core.list_namespace(limit=1, _request_timeout=5)
+    except Exception as exc:  # pylint: disable=broad-except
+        pytest.skip("lab Kubernetes API not reachable: %s" % exc)
+    ns = "it-s3b-%s" % uuid.uuid4().hex[:8]
+    core.create_namespace({"metadata": {"name": ns}})
+    yield core, ns
+    core.delete_namespace(ns)
+
+
+def _secret(core, ns, name, data):
+    core.create_namespaced_secret(ns, {"metadata": {"name": name}, "stringData": data})
+
+
+def run_by_ref(lab, admin_secret, check=False, diff=False, verbosity=0, **args):
+    module_args = dict(endpoint=lab["endpoint"], admin_secret=admin_secret)
+    module_args.update(args)
+    return run_module("minio_bucket", module_args, check=check, diff=diff, verbosity=verbosity, env=RUN_ENV)
+
+
+def test_admin_secret_reference_works_and_never_shows_the_key(lab, admin, bucket, kube):
+    core, ns = kube
+    _secret(core, ns, "s3-admin", {"root-user": lab["access_key"], "root-password": lab["secret_key"]})
+    ref = dict(namespace=ns, name="s3-admin", access_key="root-user", secret_key="root-password")
+
+    res, proc = run_by_ref(lab, ref, name=bucket, anonymous_read=True, verbosity=3, diff=True)
+    assert res["changed"] is True and res["created"] is True, res
+    output = proc.stdout + proc.stderr
+    assert lab["secret_key"] not in output, "the admin secret key leaked into -vvv output"
+    assert "root-password" in output, "the run did not log its arguments at -vvv; the check above proves nothing"
+    assert bucket_exists(admin, bucket)
+    admin.put_object(Bucket=bucket, Key="media_attachments/a.png", Body=b"a")
+    assert anon(lab, "GET", "/%s/media_attachments/a.png" % bucket) == 200
+    assert anon(lab, "GET", "/%s" % bucket) == 403
+
+    res, proc = run_by_ref(lab, ref, name=bucket, anonymous_read=True)
+    assert res["changed"] is False, res
+
+    # Keys that the server rejects: the message points at the Secret, not at access_key.
+    _secret(core, ns, "s3-wrong", {"root-user": lab["access_key"], "root-password": "WRONG-" + uuid.uuid4().hex})
+    res, proc = run_by_ref(lab, dict(ref, name="s3-wrong"), name=bucket, anonymous_read=True)
+    assert res.get("failed") is True, res
+    assert "rejected the credentials" in res["msg"] and "admin_secret" in res["msg"], res["msg"]
+    assert "%s/s3-wrong" % ns in res["msg"], res["msg"]
+
+
+def test_admin_secret_missing_key_fails_naming_the_option(lab, admin, bucket, kube):
+    core, ns = kube
+    _secret(core, ns, "s3-partial", {"root-user": lab["access_key"], "other": "x"})
+    ref = dict(namespace=ns, name="s3-partial", access_key="root-user", secret_key="root-password")
+    res, proc = run_by_ref(lab, ref, name=bucket)
+    assert res.get("failed") is True, res
+    assert res["msg"].startswith("admin_secret:"), res["msg"]
+    assert "root-password" in res["msg"] and "%s/s3-partial" % ns in res["msg"], res["msg"]
+    assert "admin_secret.secret_key" in res["msg"], res["msg"]
+    assert lab["secret_key"] not in proc.stdout + proc.stderr
+    assert not bucket_exists(admin, bucket)
+
+    res, dummy = run_by_ref(lab, dict(ref, name="no-such-secret"), name=bucket)
+    assert res.get("failed") is True and "admin_secret" in res["msg"] and "does not exist" in res["msg"], res
+    assert not bucket_exists(admin, bucket)
+
+
+def test_admin_secret_option_rules(lab, bucket):
+    """Exactly one way to give the keys; a Secret without a namespace needs one from somewhere."""
+    ref = dict(name="s3-admin", access_key="root-user", secret_key="root-password")
+    res, dummy = run_by_ref(lab, dict(ref, namespace="x"), name=bucket, access_key=lab["access_key"],
+                            secret_key=lab["secret_key"])
+    assert res.get("failed") is True and "mutually exclusive" in res["msg"] and "admin_secret" in res["msg"], res
+    res, dummy = run_module("minio_bucket", dict(endpoint=lab["endpoint"], name=bucket), env=RUN_ENV)
+    assert res.get("failed") is True and "access_key" in res["msg"] and "admin_secret" in res["msg"], res
+    res, dummy = run_by_ref(lab, ref, name=bucket)
+    assert res.get("failed") is True and "admin_secret.namespace" in res["msg"], res

@@ -286,9 +286,9 @@ def kube():
     if not os.environ.get("KUBECONFIG"):
         pytest.skip("no lab Kubernetes: KUBECONFIG not set (eval \"$(make -s lab-env)\")")
     kubernetes = pytest.importorskip("kubernetes")
-    kubernetes.config.load_kube_config()
-    core = kubernetes.client.CoreV1Api()
     try:
+        kubernetes.config.load_kube_config()
+        core = kubernetes.client.CoreV1Api()
         core.list_namespace(limit=1, _request_timeout=5)
     except Exception as exc:  # pylint: disable=broad-except
         pytest.skip("lab Kubernetes API not reachable: %s" % exc)
@@ -388,6 +388,95 @@ def test_via_kubernetes_port_forward(lab, rgw, buckets, user, kube):
     res, dummy = run_module("minio_bucket", dict(name=media, anonymous_read=True, access_key=lab["access_key"],
                                                  secret_key=lab["secret_key"], via_kubernetes=via), env=RUN_ENV)
     assert res["changed"] is False and res["anonymous"]["get"] is True, res
+
+    # admin_secret without a namespace: it is that of via_kubernetes.
+    admin_keys_secret(core, ns, lab)
+    res, proc = run_module("minio_bucket", dict(name=media, anonymous_read=True, via_kubernetes=via,
+                                                admin_secret=dict(name="s3-admin", access_key="root-user",
+                                                                  secret_key="root-password")),
+                           env=RUN_ENV, verbosity=3)
+    assert res["changed"] is False and res["anonymous"]["get"] is True, res
+    assert lab["secret_key"] not in proc.stdout + proc.stderr
+
+
+# -- admin credentials by Secret reference ----------------------------------------------------------
+
+def admin_keys_secret(core, ns, lab, name="s3-admin", data=None):
+    """A Secret holding the lab's S3 admin keys (created once per namespace)."""
+    import kubernetes
+    body = {"metadata": {"name": name},
+            "stringData": data if data is not None else {"root-user": lab["access_key"],
+                                                         "root-password": lab["secret_key"]}}
+    try:
+        core.create_namespaced_secret(ns, body)
+    except kubernetes.client.rest.ApiException as exc:
+        if exc.status != 409:
+            raise
+
+
+def run_by_ref(lab, admin_secret, check=False, diff=False, verbosity=0, **args):
+    """minio_user with the admin keys given only by admin_secret (no access_key/secret_key)."""
+    module_args = dict(api="ceph", endpoint=lab["endpoint"], admin_secret=admin_secret)
+    module_args.update(args)
+    return run_module("minio_user", module_args, check=check, diff=diff, verbosity=verbosity, env=RUN_ENV)
+
+
+def test_admin_secret_reference_creates_user_and_never_shows_the_key(lab, rgw, buckets, user, kube):
+    core, ns = kube
+    media, other = buckets
+    admin_keys_secret(core, ns, lab)
+    # No admin_secret.namespace: it defaults to that of store_in.
+    ref = dict(name="s3-admin", access_key="root-user", secret_key="root-password")
+    store = dict(namespace=ns, name="ref-creds")
+    res, proc = run_by_ref(lab, ref, name=user, buckets=[media], store_in=store, verbosity=3, diff=True)
+    assert res["changed"] is True and res["created"] is True and res["secret"] == "generated", res
+    output = proc.stdout + proc.stderr
+    assert lab["secret_key"] not in output, "the admin secret key leaked into -vvv output"
+    assert "root-password" in output, "the run did not log its arguments at -vvv; the check above proves nothing"
+    assert rgw.get_user(user) is not None
+    data = read_secret(core, ns, "ref-creds")
+    assert data["AWS_SECRET_ACCESS_KEY"] not in output
+    assert_scoped_access(lab, data["AWS_ACCESS_KEY_ID"], data["AWS_SECRET_ACCESS_KEY"], media, other)
+
+    res, proc = run_by_ref(lab, dict(ref, namespace=ns), name=user, buckets=[media], store_in=store)
+    assert res["changed"] is False, res
+
+    res, proc = run_by_ref(lab, dict(ref, namespace=ns), name=user, state="absent")
+    assert res["changed"] is True and rgw.get_user(user) is None, res
+
+
+def test_admin_secret_missing_key_fails_naming_the_option(lab, rgw, buckets, user, kube):
+    core, ns = kube
+    media, dummy_other = buckets
+    admin_keys_secret(core, ns, lab, name="s3-admin-partial", data={"root-password": lab["secret_key"]})
+    ref = dict(namespace=ns, name="s3-admin-partial", access_key="root-user", secret_key="root-password")
+    res, proc = run_by_ref(lab, ref, name=user, buckets=[media], verbosity=3)
+    assert res.get("failed") is True, res
+    assert res["msg"].startswith("admin_secret:"), res["msg"]
+    assert "root-user" in res["msg"] and "admin_secret.access_key" in res["msg"], res["msg"]
+    assert "%s/s3-admin-partial" % ns in res["msg"], res["msg"]
+    assert lab["secret_key"] not in proc.stdout + proc.stderr
+    assert rgw.get_user(user) is None
+
+    res, dummy = run_by_ref(lab, ref, name=user, buckets=[media], access_key=lab["access_key"])
+    assert res.get("failed") is True and "mutually exclusive" in res["msg"], res
+    res, dummy = run_by_ref(lab, dict(ref, namespace=None), name=user, buckets=[media])
+    assert res.get("failed") is True and "admin_secret.namespace" in res["msg"], res
+    assert rgw.get_user(user) is None
+
+
+def test_admin_secret_rejected_keys_point_at_the_secret(lab, rgw, buckets, user, kube):
+    core, ns = kube
+    media, dummy_other = buckets
+    wrong = "WRONG" + uuid.uuid4().hex
+    admin_keys_secret(core, ns, lab, name="s3-admin-wrong", data={"ak": lab["access_key"], "sk": wrong})
+    res, proc = run_by_ref(lab, dict(namespace=ns, name="s3-admin-wrong", access_key="ak", secret_key="sk"),
+                           name=user, buckets=[media], verbosity=3)
+    assert res.get("failed") is True, res
+    assert "rejected the admin credentials" in res["msg"] and "admin_secret" in res["msg"], res["msg"]
+    assert "%s/s3-admin-wrong" % ns in res["msg"], res["msg"]
+    assert wrong not in proc.stdout + proc.stderr
+    assert rgw.get_user(user) is None
 
 
 def _wait_ready(core, ns, name, timeout=60):
