@@ -503,6 +503,7 @@ def own_minio():
                 secret_key=os.environ["MINIO_TEST_SECRET_KEY"])
 
 
+@pytest.mark.optional_peer("a real MinIO server, which this project may not build or run here")
 def test_minio_own_server_bucket_and_user(own_minio):
     """The same checks on a real MinIO (not run in CI here: MinIO is AGPL and not part of the lab)."""
     tag = uuid.uuid4().hex[:10]
