@@ -192,8 +192,8 @@ def main():
             except LookupError:
                 continue  # a kind the cluster does not serve has no objects to delete
             except Exception as exc:  # ApiException, or a connection error
-                module.fail_json(msg="listing %s in %s failed: %s" % (entry["kind"], module.params["namespace"],
-                                                                       getattr(exc, "reason", None) or exc))
+                reason = getattr(exc, "reason", None) or exc
+                module.fail_json(msg="listing %s in %s failed: %s" % (entry["kind"], module.params["namespace"], reason))
     if module.params["state"] == "absent":
         definitions = list(reversed(definitions))
 

@@ -192,8 +192,8 @@ def check_server_versions(v):
         got = _image_major_minor(v.get("postgresql_image"))
         if got is not None and got < _version_tuple(pg_min):
             p.append("postgresql_image: %s is PostgreSQL %d, but Mastodon %s needs PostgreSQL %s or newer; "
-                     "use a newer image, like postgres:17.7-alpine" % (_show(v.get("postgresql_image")), got[0],
-                                                                         v.get("mastodon_version"), pg_min))
+                     "use a newer image, like postgres:17.7-alpine"
+                     % (_show(v.get("postgresql_image")), got[0], v.get("mastodon_version"), pg_min))
     if v.get("redis_mode", "incluster") == "incluster":
         got = _image_major_minor(v.get("redis_image"))
         if got is not None and got < _version_tuple(redis_min):

@@ -94,10 +94,9 @@ def test_secret_values_never_reach_a_problem_line():
 
 
 def test_spec_error_is_readable():
+    specs = {"provision_s3_api": {"type": "str", "choices": ["auto", "minio", "ceph"]}}
     line = inputs.spec_error_line("value of provision_s3_api must be one of: auto, minio, ceph, got: foo",
-                                  ["provision_s3_api", "provision_s3"], {"provision_s3_api": {"type": "str",
-                                                                                             "choices": ["auto", "minio", "ceph"]}},
-                                  {"provision_s3_api": "provision"})
+                                  ["provision_s3_api", "provision_s3"], specs, {"provision_s3_api": "provision"})
     assert line == ("provision_s3_api: is 'foo', not one of auto, minio, ceph (provision role); "
                     "set it to one of auto, minio, ceph, or remove it to use the default")
 
