@@ -210,7 +210,7 @@ class KubeRest(object):
         listing = self.call("GET", path, query=query,
                             accept="application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json")
         out = []
-        for item in listing.get("items", []):
+        for item in listing.get("items") or []:
             meta = item.get("metadata") or {}
             ident = dict(name=meta.get("name"))
             if meta.get("namespace"):
