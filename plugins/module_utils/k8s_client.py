@@ -163,6 +163,21 @@ def guard_writes(api_client, run_lock):
     return api_client
 
 
+def api_error_detail(exc):
+    """(HTTP status, the API server's own message) of a kubernetes ApiException, for one-line errors."""
+    status = getattr(exc, "status", None)
+    detail = getattr(exc, "reason", None) or ""
+    body = getattr(exc, "body", None)
+    if body:
+        try:
+            message = json.loads(body).get("message")
+            if message:
+                detail = message
+        except (ValueError, AttributeError, TypeError):
+            pass
+    return status, detail
+
+
 def auth_params(params):
     """The subset of a module's params that are Kubernetes auth options."""
     return dict((k, params.get(k)) for k in K8S_AUTH_ARG_SPEC)

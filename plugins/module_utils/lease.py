@@ -59,6 +59,8 @@ import random
 import re
 import time
 
+from ansible_collections.fediverse.mastodon.plugins.module_utils import k8s_client
+
 try:
     from email.utils import parsedate_tz, mktime_tz
 except ImportError:  # pragma: no cover
@@ -383,16 +385,7 @@ def _body(response):
 
 
 def _api_error(exc, action, namespace, name):
-    status = getattr(exc, "status", None)
-    detail = getattr(exc, "reason", None) or ""
-    body = getattr(exc, "body", None)
-    if body:
-        try:
-            message = json.loads(body).get("message")
-            if message:
-                detail = message
-        except (ValueError, AttributeError, TypeError):
-            pass
+    status, detail = k8s_client.api_error_detail(exc)
     hint = ""
     if status == 404 and action == "create":
         hint = " Create the namespace first, or set namespace to an existing one."
