@@ -176,6 +176,6 @@ class ActionModule(ActionBase):
                 continue
             host_vars = dict(raw)
             host_vars.setdefault("inventory_hostname", host)
-            values, _ = self._merged(keys, defaults, host_vars)
+            values, dummy = self._merged(keys, defaults, host_vars)
             others.append(summary(values))
         return inputs.check_shared_database(summary(merged), others)

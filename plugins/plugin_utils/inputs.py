@@ -215,7 +215,7 @@ def scheduler_count(workers):
             continue
         hpa = w.get("hpa") or {}
         pods = int((hpa.get("max_replicas") or 4) if as_bool(hpa.get("enabled")) else (w.get("replicas") if w.get("replicas") is not None else 1))
-        queues = [str(q).split(",")[0] for q in (w.get("queues") or [])]
+        queues = [str(q).split(",", maxsplit=1)[0] for q in (w.get("queues") or [])]
         if "scheduler" in queues:
             count += pods
             detail.append("%s (%d)" % (w.get("name", "?"), pods))

@@ -118,9 +118,9 @@ def run(tmp_path_factory):
     with open(os.path.join(PROD, "host_vars", "social", "main.yml")) as fh:
         base = yaml.safe_load(fh) or {}
     hosts = {}
-    for case_id, overrides, _ in CASES:
+    for case_id, overrides, dummy in CASES:
         hosts[host_name(case_id)] = dict(base, **overrides)
-    for case_id, _ in SHARED:
+    for case_id, dummy in SHARED:
         hosts[host_name(case_id)] = dict(base, **SHARED_DB)
     for name, values in hosts.items():
         (inv / "host_vars" / name).mkdir(parents=True)

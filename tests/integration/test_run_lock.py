@@ -59,7 +59,7 @@ def read_lease(namespace):
 def test_reads_and_dry_runs_take_no_lock(namespace):
     kube.CoreV1Api(k8s_client.build_api_client(dict(kubeconfig=os.environ["KUBECONFIG"]))).create_namespace(
         {"metadata": {"name": namespace}})
-    api, _ = locked_client(namespace, "run-a")
+    api, dummy = locked_client(namespace, "run-a")
     core = kube.CoreV1Api(api)
     with AuditWindow() as window:
         core.list_namespaced_config_map(namespace)
@@ -70,7 +70,7 @@ def test_reads_and_dry_runs_take_no_lock(namespace):
 
 
 def test_first_write_of_a_first_install_creates_the_namespace_and_takes_the_lock(namespace):
-    api, _ = locked_client(namespace, "run-a")
+    api, dummy = locked_client(namespace, "run-a")
     core = kube.CoreV1Api(api)
     core.create_namespaced_config_map(namespace, configmap("one"))
     core.create_namespaced_config_map(namespace, configmap("two"))
@@ -81,9 +81,9 @@ def test_first_write_of_a_first_install_creates_the_namespace_and_takes_the_lock
 
 
 def test_another_runs_write_is_refused_naming_the_holder(namespace):
-    api_a, _ = locked_client(namespace, "run-a")
+    api_a, dummy = locked_client(namespace, "run-a")
     kube.CoreV1Api(api_a).create_namespaced_config_map(namespace, configmap("one"))
-    api_b, _ = locked_client(namespace, "run-b", user="carol")
+    api_b, dummy = locked_client(namespace, "run-b", user="carol")
     with pytest.raises(ApiException) as info:
         kube.CoreV1Api(api_b).create_namespaced_config_map(namespace, configmap("two"))
     assert info.value.status == 423
@@ -94,9 +94,9 @@ def test_another_runs_write_is_refused_naming_the_holder(namespace):
 
 
 def test_break_lock_takes_a_live_lock(namespace):
-    api_a, _ = locked_client(namespace, "run-a")
+    api_a, dummy = locked_client(namespace, "run-a")
     kube.CoreV1Api(api_a).create_namespaced_config_map(namespace, configmap("one"))
-    api_b, _ = locked_client(namespace, "run-b", user="carol", break_lock=True)
+    api_b, dummy = locked_client(namespace, "run-b", user="carol", break_lock=True)
     kube.CoreV1Api(api_b).create_namespaced_config_map(namespace, configmap("two"))
     assert read_lease(namespace).spec.holder_identity == "run-b@ci-host"
 
@@ -113,7 +113,7 @@ def test_keep_renews_only_a_lock_this_run_holds_and_stops_a_run_whose_lock_was_t
     time.sleep(1.5)
     assert run_lock.keep(api_a, lock_a) is True
     assert read_lease(namespace).spec.renew_time > before
-    api_b, _ = locked_client(namespace, "run-b", break_lock=True)
+    api_b, dummy = locked_client(namespace, "run-b", break_lock=True)
     kube.CoreV1Api(api_b).create_namespaced_config_map(namespace, configmap("two"))
     time.sleep(1.5)
     with pytest.raises(lease.LockLost):

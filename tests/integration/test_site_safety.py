@@ -98,7 +98,7 @@ def instance():
         STATE["inventory"] = directory
         forget(directory, [INSTANCE])
         adopt(INSTANCE)
-        rc, out, _ = run(SITE, "-vvv", label="first converge -vvv")
+        rc, out, dummy = run(SITE, "-vvv", label="first converge -vvv")
         assert rc == 0, out[-5000:]
         STATE["secrets"] = site_snapshot.snapshot(INSTANCE)
         yield
@@ -120,7 +120,7 @@ def test_first_converge_left_no_lock_and_a_record():
 
 def test_noop_rerun_json_sends_no_write_and_takes_no_lock():
     with AuditWindow() as window:
-        rc, out, _ = run(SITE, label="no-op rerun (json)", callback="json")
+        rc, out, dummy = run(SITE, label="no-op rerun (json)", callback="json")
     assert rc == 0, out[-3000:]
     stats = json.loads(out[out.find("{"):out.rfind("}") + 1])["stats"][INSTANCE]
     assert stats["changed"] == 0 and stats["failures"] == 0, stats
@@ -128,22 +128,32 @@ def test_noop_rerun_json_sends_no_write_and_takes_no_lock():
 
 
 def test_second_run_is_refused_in_preflight_naming_the_holder():
+    # --tags mastodon: the README's one-phase run; preflight still runs first
     foreign_lease()
     with AuditWindow() as window:
-        rc, out, seconds = run(SITE, "-e", "mastodon_web_replicas=2", label="run against a live lock")
+        rc, out, seconds = run(SITE, "--tags", "mastodon", "-e", "mastodon_web_replicas=2", label="run against a live lock")
     assert rc != 0
     assert "is locked by alice@laptop-7" in out and "AWX job 4242" in out, out[-3000:]
     assert "mastodon_lock_break=true" in out
     assert "TASK [fediverse.mastodon.preflight : Stop with every problem found]" in out
-    assert "PLAY [Mastodon backing services]" not in out or "Deploy or connect PostgreSQL" not in out
+    assert "Deploy Mastodon" not in out and "Deploy or connect PostgreSQL" not in out, out[-3000:]
     assert window.writes(namespaces={INSTANCE}) == [], window.writes(namespaces={INSTANCE})
     assert seconds < 60, "refused after %.0f s" % seconds
     assert get("lease", LEASE)["spec"]["holderIdentity"] == "otherrun0000001@laptop-7"
 
 
+def test_skipping_preflight_is_explicit_and_warned():
+    rc, out, dummy = run(SITE, "--skip-tags", "preflight", "--check", label="--skip-tags preflight --check")
+    assert "WARNING: --skip-tags preflight" in out, out[-3000:]
+    assert "Check everything before any change" not in out
+    rc, out, dummy = run(SITE, "--tags", "provision", "--check", label="--tags provision --check")
+    assert "WARNING: --skip-tags preflight" not in out
+    assert "TASK [fediverse.mastodon.preflight : Check the complete input of every role, defaults included]" in out, out[-3000:]
+
+
 def test_break_lock_takes_a_live_lock_and_releases_it():
     foreign_lease()
-    rc, out, _ = run(SITE, "-e", "mastodon_lock_break=true", "-e", "mastodon_web_replicas=2", label="break the lock")
+    rc, out, dummy = run(SITE, "-e", "mastodon_lock_break=true", "-e", "mastodon_web_replicas=2", label="break the lock")
     assert rc == 0, out[-4000:]
     assert "will break the LIVE lock" in out, out[-3000:]
     assert get("lease", LEASE) is None
@@ -153,7 +163,7 @@ def test_break_lock_takes_a_live_lock_and_releases_it():
 def test_lapsed_lock_is_taken_over_with_a_warning():
     foreign_lease(seconds_ago=3600, duration=60)
     with AuditWindow() as window:
-        rc, out, _ = run(SITE, "-e", "mastodon_web_replicas=1", label="take over a lapsed lock")
+        rc, out, dummy = run(SITE, "-e", "mastodon_web_replicas=1", label="take over a lapsed lock")
     assert rc == 0, out[-4000:]
     assert "will take over the lapsed lock" in out and "alice@laptop-7" in out, out[-3000:]
     leases = [w for w in window.writes(namespaces={INSTANCE}) if "/leases" in w]
@@ -165,7 +175,7 @@ def test_lapsed_lock_is_taken_over_with_a_warning():
 
 def test_the_lock_is_released_when_a_phase_fails():
     # A Job that fails (the lab fails pods labelled lab.fediverse/fail): phase 4 fails after writing.
-    rc, out, _ = run(SITE, "-e", "mastodon_version=v4.6.4", "-e", '{"mastodon_job_pod_labels": {"lab.fediverse/fail": "true"}}',
+    rc, out, dummy = run(SITE, "-e", "mastodon_version=v4.6.4", "-e", '{"mastodon_job_pod_labels": {"lab.fediverse/fail": "true"}}',
                      label="failing upgrade")
     assert rc != 0
     assert "TASK [Release the run lock after the failure]" in out, out[-4000:]
@@ -173,13 +183,13 @@ def test_the_lock_is_released_when_a_phase_fails():
 
 
 def test_the_record_keeps_the_history_across_a_teardown():
-    rc, out, _ = run(TEARDOWN, "-vvv", label="default teardown -vvv")
+    rc, out, dummy = run(TEARDOWN, "-vvv", label="default teardown -vvv")
     assert rc == 0, out[-4000:]
     assert get("deployment", INSTANCE + "-web") is None
     record = get("configmap", RECORD)
     assert record and record["data"]["deployed_version"] == "v4.6.3", record
     with AuditWindow() as window:
-        rc, out, _ = run(SITE, "-e", "mastodon_version=v4.5.9", label="downgrade after teardown")
+        rc, out, dummy = run(SITE, "-e", "mastodon_version=v4.5.9", label="downgrade after teardown")
     assert rc != 0
     assert "mastodon_version:" in out and "v4.5.9" in out
     assert "TASK [fediverse.mastodon.preflight : Stop with every problem found]" in out, out[-3000:]
@@ -193,23 +203,23 @@ def test_the_record_keeps_the_history_across_a_teardown():
 ])
 def test_changing_where_the_instance_lives_is_refused(override, variable):
     with AuditWindow() as window:
-        rc, out, _ = run(SITE, "-e", json.dumps(override), label="identity change " + variable)
+        rc, out, dummy = run(SITE, "-e", json.dumps(override), label="identity change " + variable)
     assert rc != 0
     assert "- %s:" % variable in out, out[-3000:]
     assert window.writes(namespaces={INSTANCE}) == [], window.writes(namespaces={INSTANCE})
 
 
 def test_a_named_override_lets_the_change_through_preflight():
-    rc, out, _ = run(SITE, "--tags", "preflight", "-e", json.dumps({"mastodon_s3_bucket": "molsite-safe-elsewhere",
+    rc, out, dummy = run(SITE, "--tags", "preflight", "-e", json.dumps({"mastodon_s3_bucket": "molsite-safe-elsewhere",
                                                                     "mastodon_record_override": ["s3_bucket"]}),
                      label="override")
     assert rc == 0, out[-3000:]
 
 
 def test_the_rerun_converges_again_and_upgrades():
-    rc, out, _ = run(SITE, "-vvv", "-e", "mastodon_retry_failed_jobs=true", label="reconverge -vvv")
+    rc, out, dummy = run(SITE, "-vvv", "-e", "mastodon_retry_failed_jobs=true", label="reconverge -vvv")
     assert rc == 0, out[-4000:]
-    rc, out, _ = run(UPGRADE, "-e", "mastodon_version=v4.6.4", "-e", "mastodon_retry_failed_jobs=true", label="upgrade (json)",
+    rc, out, dummy = run(UPGRADE, "-e", "mastodon_version=v4.6.4", "-e", "mastodon_retry_failed_jobs=true", label="upgrade (json)",
                      callback="json")
     assert rc == 0, out[-4000:]
     data = get("configmap", RECORD)["data"]
@@ -219,7 +229,7 @@ def test_the_rerun_converges_again_and_upgrades():
 def test_a_wipe_that_would_orphan_an_external_database_is_refused():
     before = site_snapshot.snapshot(INSTANCE)
     with AuditWindow() as window:
-        rc, out, _ = run(TEARDOWN, "-e", "teardown_delete_data=true", "-e", "teardown_confirm=" + INSTANCE,
+        rc, out, dummy = run(TEARDOWN, "-e", "teardown_delete_data=true", "-e", "teardown_confirm=" + INSTANCE,
                          "-e", "postgresql_mode=external", "-e", "postgresql_external_host=127.0.0.1", label="refused wipe")
     assert rc != 0
     assert "Active Record encryption keys" in out and "teardown_external_database_dropped" in out, out[-3000:]
@@ -229,7 +239,7 @@ def test_a_wipe_that_would_orphan_an_external_database_is_refused():
 
 def test_the_confirmed_wipe_deletes_the_data_and_the_record():
     STATE["final"] = site_snapshot.snapshot(INSTANCE)
-    rc, out, _ = run(TEARDOWN, "-vvv", "-e", "teardown_delete_data=true", "-e", "teardown_confirm=" + INSTANCE,
+    rc, out, dummy = run(TEARDOWN, "-vvv", "-e", "teardown_delete_data=true", "-e", "teardown_confirm=" + INSTANCE,
                      label="wipe -vvv")
     assert rc == 0, out[-4000:]
     assert get("configmap", RECORD) is None
@@ -245,6 +255,6 @@ def test_no_output_holds_a_secret_value():
             found = leaks(text, snap)
             assert not found, "%s printed %s" % (label, found)
     assert len(looked_for) >= 5, looked_for
-    labels = [label for label, _ in OUTPUTS]
+    labels = [label for label, dummy in OUTPUTS]
     assert any("-vvv" in label for label in labels) and any("json" in label for label in labels)
     assert {"first converge -vvv", "default teardown -vvv", "wipe -vvv", "upgrade (json)"} <= set(labels)
