@@ -176,7 +176,7 @@ def test_lapsed_lock_is_taken_over_with_a_warning():
 def test_the_lock_is_released_when_a_phase_fails():
     # A Job that fails (the lab fails pods labelled lab.fediverse/fail): phase 4 fails after writing.
     rc, out, dummy = run(SITE, "-e", "mastodon_version=v4.6.4", "-e", '{"mastodon_job_pod_labels": {"lab.fediverse/fail": "true"}}',
-                     label="failing upgrade")
+                         label="failing upgrade")
     assert rc != 0
     assert "TASK [Release the run lock after the failure]" in out, out[-4000:]
     assert get("lease", LEASE) is None
@@ -210,9 +210,8 @@ def test_changing_where_the_instance_lives_is_refused(override, variable):
 
 
 def test_a_named_override_lets_the_change_through_preflight():
-    rc, out, dummy = run(SITE, "--tags", "preflight", "-e", json.dumps({"mastodon_s3_bucket": "molsite-safe-elsewhere",
-                                                                    "mastodon_record_override": ["s3_bucket"]}),
-                     label="override")
+    override = {"mastodon_s3_bucket": "molsite-safe-elsewhere", "mastodon_record_override": ["s3_bucket"]}
+    rc, out, dummy = run(SITE, "--tags", "preflight", "-e", json.dumps(override), label="override")
     assert rc == 0, out[-3000:]
 
 
@@ -220,7 +219,7 @@ def test_the_rerun_converges_again_and_upgrades():
     rc, out, dummy = run(SITE, "-vvv", "-e", "mastodon_retry_failed_jobs=true", label="reconverge -vvv")
     assert rc == 0, out[-4000:]
     rc, out, dummy = run(UPGRADE, "-e", "mastodon_version=v4.6.4", "-e", "mastodon_retry_failed_jobs=true", label="upgrade (json)",
-                     callback="json")
+                         callback="json")
     assert rc == 0, out[-4000:]
     data = get("configmap", RECORD)["data"]
     assert data["deployed_version"] == "v4.6.4" and data["migrated_version"] == "v4.6.4"
@@ -230,7 +229,7 @@ def test_a_wipe_that_would_orphan_an_external_database_is_refused():
     before = site_snapshot.snapshot(INSTANCE)
     with AuditWindow() as window:
         rc, out, dummy = run(TEARDOWN, "-e", "teardown_delete_data=true", "-e", "teardown_confirm=" + INSTANCE,
-                         "-e", "postgresql_mode=external", "-e", "postgresql_external_host=127.0.0.1", label="refused wipe")
+                             "-e", "postgresql_mode=external", "-e", "postgresql_external_host=127.0.0.1", label="refused wipe")
     assert rc != 0
     assert "Active Record encryption keys" in out and "teardown_external_database_dropped" in out, out[-3000:]
     assert window.writes(namespaces={INSTANCE}) == [], window.writes(namespaces={INSTANCE})
@@ -240,7 +239,7 @@ def test_a_wipe_that_would_orphan_an_external_database_is_refused():
 def test_the_confirmed_wipe_deletes_the_data_and_the_record():
     STATE["final"] = site_snapshot.snapshot(INSTANCE)
     rc, out, dummy = run(TEARDOWN, "-vvv", "-e", "teardown_delete_data=true", "-e", "teardown_confirm=" + INSTANCE,
-                     label="wipe -vvv")
+                         label="wipe -vvv")
     assert rc == 0, out[-4000:]
     assert get("configmap", RECORD) is None
     assert get("secret", INSTANCE + "-mastodon-secrets") is None
