@@ -98,6 +98,52 @@ def is_subset(desired, live):
     return scalars_equal(desired, live)
 
 
+def _list_item_for(key, items):
+    """The item of `items` that a managedFields list key ``k:{"name":"web"}`` names, or None."""
+    try:
+        wanted = json.loads(key[2:])
+    except ValueError:
+        return None
+    for item in items:
+        if isinstance(item, dict) and all(scalars_equal(v, item.get(k)) for k, v in wanted.items()):
+            return item
+    return None
+
+
+def _dropped(owned, desired):
+    """True when `owned` (a fieldsV1 tree) holds a field that `desired` no longer sets."""
+    if not isinstance(owned, dict):
+        return False
+    for key, sub in owned.items():
+        if key.startswith("f:"):
+            if not isinstance(desired, dict):
+                return False
+            name = key[2:]
+            if name not in desired:
+                return True
+            if _dropped(sub, desired[name]):
+                return True
+        elif key.startswith("k:") and isinstance(desired, list):
+            item = _list_item_for(key, desired)
+            if item is None or _dropped(sub, item):
+                return True
+    return False
+
+
+def owned_field_dropped(definition, live, field_manager):
+    """True when the live object holds a field that `field_manager` set by server-side apply and
+    that `definition` no longer sets: a label, a nodeSelector, an env entry that was removed.
+
+    `is_subset` cannot see those (it only looks at what the definition sets), and a server-side
+    apply removes exactly them, so such an object must be applied again.
+    """
+    for entry in (live.get("metadata") or {}).get("managedFields") or []:
+        if entry.get("manager") == field_manager and entry.get("operation") == "Apply":
+            if _dropped(entry.get("fieldsV1") or {}, definition):
+                return True
+    return False
+
+
 def project(live, shape):
     """The part of `live` that has the keys of `shape`, for a readable --diff."""
     if isinstance(shape, dict) and isinstance(live, dict):
@@ -263,7 +309,9 @@ def ensure_object(rest, definition, state, field_manager, check_mode):
     if live is None:
         after = rest.apply(path, definition, field_manager, dry_run=check_mode)
         return "created", None, after
-    if (group, definition["kind"]) in IMMUTABLE_KINDS or is_subset(definition, live):
+    if (group, definition["kind"]) in IMMUTABLE_KINDS:
+        return "unchanged", live, live
+    if is_subset(definition, live) and not owned_field_dropped(definition, live, field_manager):
         return "unchanged", live, live
     # The quick comparison saw a difference; ask the server what an apply would produce, so a
     # difference that is only a server-side default or normalisation does not cause a write.

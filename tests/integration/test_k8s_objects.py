@@ -129,6 +129,28 @@ def test_unknown_kind_fails_clearly(namespace):
     assert "HTTPRoute" in result["msg"] and "gateway.networking.k8s.io/v1" in result["msg"]
 
 
+def test_a_field_dropped_from_the_definition_is_removed(namespace):
+    """A nodeSelector or label the definition no longer sets is removed, then the rerun is a no-op."""
+    defs = objects(namespace, data="three")
+    deployment = defs[3]
+    deployment["metadata"]["labels"]["tier"] = "front"
+    deployment["spec"]["template"]["spec"]["nodeSelector"] = {"lab.fediverse/none": "true"}
+    result, proc = apply(namespace, defs)
+    assert kubectl("get", "deployment", "web", "-n", namespace, "-o", "jsonpath={.spec.template.spec.nodeSelector}")
+    deployment["metadata"]["labels"].pop("tier")
+    deployment["spec"]["template"]["spec"].pop("nodeSelector")
+    result, proc = apply(namespace, defs)
+    actions = dict((o["kind"], o["action"]) for o in result["objects"])
+    assert actions["Deployment"] == "updated", result
+    live = json.loads(kubectl("get", "deployment", "web", "-n", namespace, "-o", "json"))
+    assert "nodeSelector" not in live["spec"]["template"]["spec"]
+    assert "tier" not in live["metadata"]["labels"]
+    since = audit_offset()
+    result, proc = apply(namespace, defs)
+    assert result["changed"] is False, result
+    assert [e for e in our_requests(since, namespace) if e["verb"] in MUTATING] == []
+
+
 def test_absent_deletes(namespace):
     defs = [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "env"}}]
     result, proc = run_module("k8s_objects", {"namespace": namespace, "definitions": defs, "state": "absent"})

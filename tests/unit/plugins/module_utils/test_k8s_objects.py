@@ -3,7 +3,7 @@ from decimal import Decimal
 import pytest
 
 from ansible_collections.fediverse.mastodon.plugins.module_utils.k8s_objects import (
-    is_subset, parse_quantity, project, redact, secret_string_data_to_data)
+    is_subset, owned_field_dropped, parse_quantity, project, redact, secret_string_data_to_data)
 
 
 @pytest.mark.parametrize("text,value", [
@@ -70,3 +70,42 @@ def test_redact_hides_secret_values_only():
 
 def test_project_keeps_only_desired_keys():
     assert project({"a": 1, "b": {"c": 2, "d": 3}}, {"b": {"c": 0}}) == {"b": {"c": 2}}
+
+
+def _managed(fields, manager="fediverse-mastodon", operation="Apply"):
+    return {"metadata": {"managedFields": [
+        {"manager": manager, "operation": operation, "fieldsV1": fields}]}}
+
+
+DEPLOYMENT_FIELDS = {
+    "f:metadata": {"f:labels": {"f:app": {}, "f:tier": {}}},
+    "f:spec": {"f:template": {"f:spec": {
+        "f:nodeSelector": {"f:disk": {}},
+        "f:containers": {'k:{"name":"web"}': {".": {}, "f:name": {}, "f:env": {
+            'k:{"name":"A"}': {".": {}, "f:name": {}, "f:value": {}}}}}}}},
+}
+
+
+def _deployment(labels=("app", "tier"), node_selector=True, env=("A",)):
+    spec = {"containers": [{"name": "web", "env": [{"name": n, "value": "1"} for n in env]}]}
+    if node_selector:
+        spec["nodeSelector"] = {"disk": "ssd"}
+    return {"metadata": {"labels": dict((k, "x") for k in labels)}, "spec": {"template": {"spec": spec}}}
+
+
+def test_owned_field_kept_is_not_dropped():
+    assert not owned_field_dropped(_deployment(), _managed(DEPLOYMENT_FIELDS), "fediverse-mastodon")
+
+
+@pytest.mark.parametrize("definition", [
+    _deployment(labels=("app",)), _deployment(node_selector=False), _deployment(env=()), _deployment(env=("B",)),
+])
+def test_owned_field_dropped_from_the_definition(definition):
+    assert owned_field_dropped(definition, _managed(DEPLOYMENT_FIELDS), "fediverse-mastodon")
+
+
+def test_fields_of_other_managers_do_not_count():
+    assert not owned_field_dropped(_deployment(labels=()), _managed(DEPLOYMENT_FIELDS, manager="kubectl"),
+                                   "fediverse-mastodon")
+    assert not owned_field_dropped(_deployment(labels=()), _managed(DEPLOYMENT_FIELDS, operation="Update"),
+                                   "fediverse-mastodon")
