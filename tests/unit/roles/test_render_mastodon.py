@@ -64,3 +64,15 @@ def test_scheduler_queue_is_served_once(objects):
             if "sidekiq" in command and "scheduler" in command:
                 served += deployment["spec"].get("replicas", 1)
     assert served == 1
+
+
+def test_a_tls_redis_password_reaches_redis_url_percent_encoded_through_a_secret():
+    """REDIS_URL for a TLS Redis comes from the URL Secret (url_secret percent-encodes the password),
+    never from a $(REDIS_PASSWORD) interpolation that pastes the raw password into the URL."""
+    tls = dict(CONNECTIONS)
+    tls["redis_connection"] = dict(CONNECTIONS["redis_connection"], tls=True, port=6380)
+    objects = render_role("mastodon", tls)
+    web = [d for d in by_kind(objects, "Deployment") if d["metadata"]["name"].endswith("-web")][0]
+    env = dict((e["name"], e) for e in web["spec"]["template"]["spec"]["containers"][0]["env"])
+    assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "localhost-mastodon-redis-urls", "key": "REDIS_URL"}
+    assert not any("$(REDIS_PASSWORD)" in str(e.get("value", "")) for e in env.values())
