@@ -136,8 +136,10 @@ class ActionModule(ActionBase):
                 if line not in self._problems:
                     self._problems.append(line)
 
-        # 2. the semantic checks, on the validated (type-converted) values
-        self._problems.extend(inputs.semantic_problems(merged))
+        # 2. the semantic checks, on the validated (type-converted) values; a variable whose spec
+        # check failed is reported once, by the spec check
+        self._problems.extend(line for line in inputs.semantic_problems(merged)
+                              if line.split(":", 1)[0] not in failed)
         self._problems.extend(self._shared_database_problems(merged, specs, defaults, task_vars))
 
         pg_min, redis_min = inputs.min_server_versions(merged.get("mastodon_version"))

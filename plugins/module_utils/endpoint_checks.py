@@ -207,10 +207,14 @@ def resolve_secret_refs(checks, namespace, read_value, readable_errors=()):
         try:
             value = read_value(namespace, ref, label)
         except readable_errors as exc:
-            text = one_line(exc, 600)
-            if not text.startswith(label + ":"):
-                text = "%s: %s" % (label, text)
-            skipped.setdefault(section, []).append(scrub("%s; the %s check was skipped" % (text, section), values))
+            if getattr(exc, "reason", None):
+                text = "%s: %s, so the %s check was skipped; %s" % (label, exc.reason, section, exc.fix or "fix the reference")
+            else:
+                text = one_line(exc, 600)
+                if not text.startswith(label + ":"):
+                    text = "%s: %s" % (label, text)
+                text = "%s; the %s check was skipped" % (text, section)
+            skipped.setdefault(section, []).append(scrub(text, values))
             continue
         except Exception as exc:  # pylint: disable=broad-except
             skipped.setdefault(section, []).append(scrub(

@@ -48,7 +48,14 @@ KEY_RE = re.compile(r"^[-._a-zA-Z0-9]+$")
 
 
 class SecretStoreError(Exception):
-    """A Kubernetes error or an impossible request. The message names keys, never values."""
+    """A Kubernetes error or an impossible request. The message names keys, never values.
+
+    ``reason`` and ``fix``, when set, say the same in two parts without the option's name, for
+    callers that compose their own line."""
+
+    def __init__(self, msg, reason=None, fix=None):
+        super(SecretStoreError, self).__init__(msg)
+        self.reason, self.fix = reason, fix
 
 
 def valid_key_name(key):
@@ -271,10 +278,11 @@ def read_secret_value(api_client, namespace, ref, option="secret reference"):
     ns = ref.get("namespace") or namespace
     found = read_secret(api_client, ns, ref["name"])
     if found is None:
-        raise SecretStoreError("%s: Secret %s/%s does not exist; create it, or point %s at the Secret that "
-                               "holds the credential" % (option, ns, ref["name"], option))
+        reason = "Secret %s/%s does not exist" % (ns, ref["name"])
+        raise SecretStoreError("%s: %s; create it, or point %s at the Secret that holds the credential"
+                               % (option, reason, option), reason=reason, fix="create that Secret")
     values = found[0]
     if ref["key"] not in values:
-        raise SecretStoreError("%s: Secret %s/%s has no key %s (it has: %s)"
-                               % (option, ns, ref["name"], ref["key"], ", ".join(sorted(values)) or "none"))
+        reason = "Secret %s/%s has no key %s (it has: %s)" % (ns, ref["name"], ref["key"], ", ".join(sorted(values)) or "none")
+        raise SecretStoreError("%s: %s" % (option, reason), reason=reason, fix="add the key to that Secret")
     return values[ref["key"]]

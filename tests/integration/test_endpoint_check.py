@@ -687,7 +687,8 @@ def test_module_missing_key_is_a_named_problem_and_skips_only_that_check(secret_
         s3=params, smtp=smtp_ref_params(smtp_starttls, tls_files))), env=ENV)[0]
     assert result.get("failed") is True
     assert result["problems"] == [
-        "postgresql_external_admin_secret: Secret %s/%s has no key no-such-key (it has: %s); the postgresql check was skipped"
+        "postgresql_external_admin_secret: Secret %s/%s has no key no-such-key (it has: %s), so the postgresql check was "
+        "skipped; add the key to that Secret"
         % (secret_namespace, SECRET_NAME, ", ".join(sorted(lab_credentials())))]
     assert result["msg"].startswith("1 problem(s) found:") and "Traceback" not in result["msg"]
     assert result["services"]["postgresql"] == {"ok": False, "skipped": True}
@@ -705,8 +706,8 @@ def test_module_missing_secret_is_a_named_problem(secret_namespace, smtp_starttl
                              password_secret=ref("smtp-password", name="absent", namespace=other)))), env=ENV)[0]
     assert result.get("failed") is True
     assert result["problems"] == [
-        "mastodon_secret_refs.SMTP_PASSWORD: Secret %s/absent does not exist; create it, or point "
-        "mastodon_secret_refs.SMTP_PASSWORD at the Secret that holds the credential; the smtp check was skipped" % other]
+        "mastodon_secret_refs.SMTP_PASSWORD: Secret %s/absent does not exist, so the smtp check was skipped; "
+        "create that Secret" % other]
     assert SMTP_USER not in json.dumps(result)
 
 
