@@ -50,7 +50,6 @@ options:
         description: The Secret key (and usually the environment variable), for example C(REDIS_URL).
         type: str
         required: true
-        no_log: false
       scheme:
         description: The URL scheme, for example C(rediss).
         type: str
@@ -73,7 +72,6 @@ options:
           - Where the password is, C({name, key}) and optionally C(namespace). Without it the URL has
             no password.
         type: dict
-        no_log: false
         suboptions:
           name:
             description: Name of the Secret.
@@ -83,7 +81,6 @@ options:
             description: Key in the Secret.
             type: str
             required: true
-            no_log: false
           namespace:
             description: Namespace of the Secret; defaults to O(namespace).
             type: str

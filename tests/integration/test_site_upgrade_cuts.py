@@ -468,6 +468,7 @@ def migration_jobs_created_once(p, start):
 SCENARIOS = {CUT_PRE: scenario_cut_pre_then_failed_post, CUT_ROLLOUT: scenario_cut_rollout,
              CUT_POST: scenario_rollout_timeout_then_cut_post}
 
+
 @pytest.fixture(scope="module")
 def upgrades():
     """Converge the three instances at v4.6.3, then run the three scenarios at the same time.
