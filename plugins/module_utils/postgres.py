@@ -485,9 +485,11 @@ def try_login(where, params, user, password, dbname):
 class QueryLog(object):
     """Runs statements (unless in check mode) and keeps their text with secrets redacted."""
 
-    def __init__(self, check_mode=False):
+    def __init__(self, check_mode=False, before_first_write=None):
         self.check_mode = check_mode
         self.queries = []
+        # called once, right before the first statement that really runs (the run lock)
+        self.before_first_write = before_first_write
 
     def render(self, cursor, query, params=None, secret=False):
         text = query.as_string(cursor) if hasattr(query, "as_string") else query
@@ -499,6 +501,9 @@ class QueryLog(object):
         return text
 
     def run(self, cursor, query, params=None, secret=False):
+        if not self.check_mode and self.before_first_write is not None:
+            hook, self.before_first_write = self.before_first_write, None
+            hook()
         self.queries.append(self.render(cursor, query, params, secret))
         if not self.check_mode:
             cursor.execute(query, params)

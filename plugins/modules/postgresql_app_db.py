@@ -35,6 +35,7 @@ author:
 extends_documentation_fragment:
   - fediverse.mastodon.postgres
   - fediverse.mastodon.via_kubernetes
+  - fediverse.mastodon.run_lock
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
@@ -293,8 +294,11 @@ changes:
   sample: [role.exists, database.exists, grants.connect]
 '''
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.common.text.converters import to_native
+
+from ansible_collections.fediverse.mastodon.plugins.module_utils import k8s_client
+from ansible_collections.fediverse.mastodon.plugins.module_utils import run_lock as run_lock_utils
 
 from ansible_collections.fediverse.mastodon.plugins.module_utils.postgres import (
     POSTGRES_MUTUALLY_EXCLUSIVE,
@@ -339,12 +343,27 @@ def _norm_encoding(name):
 class AppDb(object):
     """Observe, plan and apply; one instance per module run."""
 
+    def hold_run_lock(self):
+        """Take (or renew) the instance's run lock before the first statement that changes something."""
+        lock = self.params.get("run_lock")
+        if not lock:
+            return
+        if not k8s_client.HAS_KUBERNETES:
+            self.module.fail_json(msg=missing_required_lib("kubernetes") + " (needed by run_lock)", changed=False, queries=[])
+        try:
+            api = k8s_client.build_api_client(self.params.get("via_kubernetes") or self.params.get("k8s_auth") or {})
+            for warning in run_lock_utils.hold(api, lock):
+                self.module.warn(warning)
+        except run_lock_utils.lease.LeaseError as exc:
+            self.module.fail_json(msg="run_lock: %s; nothing was changed in the database" % to_native(exc),
+                                  changed=False, queries=[])
+
     def __init__(self, module, where, params=None):
         self.module = module
         # module.params with the credentials given by Secret reference filled in
         self.params = module.params if params is None else params
         self.where = where
-        self.log = QueryLog(check_mode=module.check_mode)
+        self.log = QueryLog(check_mode=module.check_mode, before_first_write=self.hold_run_lock)
         self.conn = connect(module, where, params=self.params)
         self.cur = self.conn.cursor()
         self.server_version = self.conn.server_version
@@ -785,6 +804,7 @@ def argument_spec():
         reassign_owner=dict(type="bool", default=False),
         drop_database=dict(type="bool", default=False),
     )
+    spec.update(k8s_client.RUN_LOCK_ARG_SPEC)
     return spec
 
 

@@ -9,6 +9,7 @@ the via_kubernetes tests also need KUBECONFIG (the lab's kwok cluster, whose por
 pod's port 5432 reaches the same PostgreSQL).
 """
 
+import datetime
 import os
 import socket
 import subprocess
@@ -830,3 +831,43 @@ def test_secret_refs_through_via_kubernetes_default_to_its_namespace(kube_ns):
     assert result.get("changed") is True and not result.get("failed"), (result, proc.stderr[-2000:])
     assert can_login(role, password, db)
     assert run(a, env=env)[0].get("changed") is False
+
+
+# the run lock -------------------------------------------------------------------------------
+
+@pytest.mark.skipif(not os.environ.get("KUBECONFIG"), reason="needs the lab apiserver for the run lock")
+def test_run_lock_is_taken_before_the_first_statement_and_another_runs_lock_refuses_it():
+    """The database is a write like any other: another run's live lock refuses it before any
+    statement; this run's first statement takes the lock; a no-op takes none."""
+    from kubernetes import client as kube
+    from kubernetes.config import new_client_from_config
+
+    api = new_client_from_config(os.environ["KUBECONFIG"])
+    core, coordination = kube.CoreV1Api(api), kube.CoordinationV1Api(api)
+    namespace = "it-pglock-" + uuid.uuid4().hex[:8]
+    core.create_namespace({"metadata": {"name": namespace}})
+    try:
+        def lock(run_id):
+            return dict(namespace=namespace, name="inst-run-lock", duration=900, renew_every=300,
+                        holder=dict(run_id=run_id, host="ci-host", user=run_id, started="2026-12-01T10:00:00Z"))
+
+        coordination.create_namespaced_lease(namespace, {"metadata": {"name": "inst-run-lock"}, "spec": {
+            "holderIdentity": "other@ci-host", "leaseDurationSeconds": 900,
+            "renewTime": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")}})
+        db, role = name("locked"), name("locked_r")
+        result, proc = run(args(db, role, run_lock=lock("mine")))
+        assert result.get("failed") and "run_lock:" in result["msg"] and "locked by" in result["msg"], result
+        assert "nothing was changed in the database" in result["msg"]
+        assert not role_exists(role) and not db_exists(db)
+
+        coordination.delete_namespaced_lease("inst-run-lock", namespace)
+        result, proc = run(args(db, role, password="pw-lock", run_lock=lock("mine")))
+        assert result["changed"] is True and role_exists(role) and db_exists(db), result
+        assert coordination.read_namespaced_lease("inst-run-lock", namespace).spec.holder_identity == "mine@ci-host"
+
+        coordination.delete_namespaced_lease("inst-run-lock", namespace)
+        result, proc = run(args(db, role, password="pw-lock", run_lock=lock("mine")))
+        assert result["changed"] is False, result
+        assert not coordination.list_namespaced_lease(namespace).items, "a run that changed nothing took the lock"
+    finally:
+        core.delete_namespace(namespace)
