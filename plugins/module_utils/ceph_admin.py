@@ -83,6 +83,8 @@ class CephAdmin(object):
                 value = "true" if value else "false"
             query.append("%s=%s" % (quote(key, safe=""), quote(to_text(value), safe="")))
         url = "%s%s/%s?%s" % (self._endpoint, self._admin_path, resource, "&".join(query + ["format=json"]))
+        if method != "GET" and hasattr(self._conn, "about_to_write"):
+            self._conn.about_to_write()
         status, content = self._send(method, url)
         if status >= 300:
             code = _json_code(content)
@@ -96,6 +98,8 @@ class CephAdmin(object):
             return None
 
     def _iam(self, action, params):
+        if not action.startswith(("Get", "List")) and hasattr(self._conn, "about_to_write"):
+            self._conn.about_to_write()
         form = dict(params, Action=action, Version="2010-05-08")
         body = "&".join("%s=%s" % (quote(k, safe=""), quote(to_text(v), safe="")) for k, v in sorted(form.items()))
         headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}

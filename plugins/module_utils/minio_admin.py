@@ -105,10 +105,13 @@ class MinioUsers(object):
 
     secret_known = False
 
-    def __init__(self, admin):
+    def __init__(self, admin, before_write=None):
         self._admin = admin
+        self._before_write = before_write
 
     def _call(self, action, func, *args, **kwargs):
+        if self._before_write is not None and action not in ("user-info", "info-canned-policy"):
+            self._before_write()
         try:
             return func(*args, **kwargs)
         except Exception as exc:  # pylint: disable=broad-except

@@ -114,6 +114,9 @@ def s3_module_kwargs(**extra):
     return kwargs
 
 
+# Operations (S3 and IAM) that only read; every other one changes something.
+READ_OPERATIONS = ("Get", "List", "Head", "Describe", "Select")
+
 INVALID_CREDENTIAL_CODES = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken",
                             "AuthorizationHeaderMalformed", "InvalidClientTokenId")
 
@@ -126,8 +129,27 @@ def s3_argument_spec(**extra):
     spec = dict((k, dict(v)) for k, v in S3_CONNECTION_SPEC.items())
     spec["via_kubernetes"] = via_kubernetes_spec()
     spec["admin_secret"] = dict(type="dict", no_log=False, options=copy.deepcopy(ADMIN_SECRET_OPTIONS))
+    spec.update(copy.deepcopy(k8s_client.RUN_LOCK_ARG_SPEC))
     spec.update(extra)
     return spec
+
+
+def run_lock_hook(module):
+    """The write hook of the module's connections: take the instance's run lock (option run_lock)
+    through the Kubernetes API the module already uses, or fail naming the run that holds it."""
+    lock = module.params.get("run_lock")
+    if not lock:
+        return None
+
+    def hold():
+        from ansible_collections.fediverse.mastodon.plugins.module_utils import run_lock as run_lock_utils
+        try:
+            api = k8s_client.build_api_client(admin_secret_auth(module.params))
+            for warning in run_lock_utils.hold(api, lock):
+                module.warn(warning)
+        except run_lock_utils.lease.LeaseError as exc:
+            module.fail_json(msg="run_lock: %s; nothing was changed on the S3 server" % to_native(exc), changed=False)
+    return hold
 
 
 def bucket_name_problem(name):
@@ -166,6 +188,19 @@ class S3Connection(object):
         self.verify = verify
         self.connect_timeout = connect_timeout
         self.description = description or endpoint
+        # called once, right before the first request that changes something (the run lock);
+        # shared with the connections for_user() derives
+        self.write_hook = {"hook": None}
+
+    def about_to_write(self):
+        """Run the write hook (take the run lock) once, before the first request that changes something."""
+        hook, self.write_hook["hook"] = self.write_hook["hook"], None
+        if hook is not None:
+            hook()
+
+    def _before_call(self, model=None, **kwargs):
+        if model is not None and not model.name.startswith(READ_OPERATIONS):
+            self.about_to_write()
 
     def client(self, service="s3", access_key=None, secret_key=None):
         """A boto3 client for this endpoint: path-style addressing, SigV4, few retries."""
@@ -176,7 +211,7 @@ class S3Connection(object):
             read_timeout=60,
             retries={"max_attempts": 2, "mode": "standard"},
         )
-        return boto3.client(
+        client = boto3.client(
             service,
             endpoint_url=self.endpoint,
             aws_access_key_id=access_key or self.access_key,
@@ -185,12 +220,16 @@ class S3Connection(object):
             verify=self.verify,
             config=config,
         )
+        client.meta.events.register("before-call", self._before_call)
+        return client
 
     def for_user(self, access_key, secret_key):
         """The same endpoint with other credentials (to check a user's keys)."""
-        return S3Connection(self.endpoint, access_key, secret_key, self.region, self.verify,
-                            self.connect_timeout, self.description, credentials_option="user keys",
-                            credentials_hint="the user's access key and secret key")
+        other = S3Connection(self.endpoint, access_key, secret_key, self.region, self.verify,
+                             self.connect_timeout, self.description, credentials_option="user keys",
+                             credentials_hint="the user's access key and secret key")
+        other.write_hook = self.write_hook
+        return other
 
 
 def _verify_option(params):
@@ -313,18 +352,23 @@ def s3_connection(module):
     verify = _verify_option(params)
     access_key, secret_key, option, hint = admin_credentials(module)
     via = params.get("via_kubernetes")
+    hook = run_lock_hook(module)
     if not via:
-        yield S3Connection(endpoint, access_key, secret_key, params.get("region"), verify,
-                           params.get("connect_timeout") or 10, description=endpoint,
-                           credentials_option=option, credentials_hint=hint)
+        conn = S3Connection(endpoint, access_key, secret_key, params.get("region"), verify,
+                            params.get("connect_timeout") or 10, description=endpoint,
+                            credentials_option=option, credentials_hint=hint)
+        conn.write_hook["hook"] = hook
+        yield conn
         return
     with port_forward(module, via, default_port=DEFAULT_PORT) as forwarded:
         host, port = forwarded[0], forwarded[1]
         url = _endpoint_through(endpoint, host, port)
         description = getattr(forwarded, "description", None) or url
-        yield S3Connection(url, access_key, secret_key, params.get("region"), verify,
-                           params.get("connect_timeout") or 10, description=description,
-                           credentials_option=option, credentials_hint=hint)
+        conn = S3Connection(url, access_key, secret_key, params.get("region"), verify,
+                            params.get("connect_timeout") or 10, description=description,
+                            credentials_option=option, credentials_hint=hint)
+        conn.write_hook["hook"] = hook
+        yield conn
 
 
 def error_code(exc):

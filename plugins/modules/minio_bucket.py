@@ -43,6 +43,7 @@ author:
 extends_documentation_fragment:
   - fediverse.mastodon.s3
   - fediverse.mastodon.via_kubernetes
+  - fediverse.mastodon.run_lock
   - ansible.builtin.action_common_attributes
 options:
   name:

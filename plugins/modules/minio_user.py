@@ -38,6 +38,7 @@ author:
 extends_documentation_fragment:
   - fediverse.mastodon.s3
   - fediverse.mastodon.via_kubernetes
+  - fediverse.mastodon.run_lock
   - ansible.builtin.action_common_attributes
 options:
   name:
@@ -395,7 +396,7 @@ class MinioBackend(Backend):
     secret_known = False
 
     def __init__(self, conn):
-        self.users = minio_admin.MinioUsers(minio_admin.build_admin(conn))
+        self.users = minio_admin.MinioUsers(minio_admin.build_admin(conn), before_write=conn.about_to_write)
 
     def get(self, name, access_key):
         info = self.users.get_user(access_key)

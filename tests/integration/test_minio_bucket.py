@@ -538,3 +538,39 @@ def test_admin_secret_option_rules(lab, bucket):
     assert res.get("failed") is True and "access_key" in res["msg"] and "admin_secret" in res["msg"], res
     res, dummy = run_by_ref(lab, ref, name=bucket)
     assert res.get("failed") is True and "admin_secret.namespace" in res["msg"], res
+
+
+@pytest.mark.skipif(not os.environ.get("KUBECONFIG"), reason="needs the lab apiserver for the run lock")
+def test_run_lock_is_taken_before_the_first_s3_write_and_another_runs_lock_refuses_it(lab, admin, bucket):
+    """S3 writes are writes like any other: another run's live lock refuses them before any request
+    that changes something; this run's first write takes the lock; a no-op takes none."""
+    import datetime
+    from kubernetes import client as kube
+    from kubernetes.config import new_client_from_config
+
+    api = new_client_from_config(os.environ["KUBECONFIG"])
+    core, coordination = kube.CoreV1Api(api), kube.CoordinationV1Api(api)
+    namespace = "it-s3lock-" + uuid.uuid4().hex[:8]
+    core.create_namespace({"metadata": {"name": namespace}})
+    lock = dict(namespace=namespace, name="inst-run-lock", duration=900, renew_every=300,
+                holder=dict(run_id="mine", host="ci-host", user="mine", started="2026-12-01T10:00:00Z"))
+    try:
+        coordination.create_namespaced_lease(namespace, {"metadata": {"name": "inst-run-lock"}, "spec": {
+            "holderIdentity": "other@ci-host", "leaseDurationSeconds": 900,
+            "renewTime": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")}})
+        res, dummy = run(lab, name=bucket, run_lock=lock)
+        assert res.get("failed") and "run_lock:" in res["msg"] and "locked by" in res["msg"], res
+        assert "nothing was changed on the S3 server" in res["msg"]
+        assert not bucket_exists(admin, bucket)
+
+        coordination.delete_namespaced_lease("inst-run-lock", namespace)
+        res, dummy = run(lab, name=bucket, run_lock=lock)
+        assert res["changed"] is True and bucket_exists(admin, bucket), res
+        assert coordination.read_namespaced_lease("inst-run-lock", namespace).spec.holder_identity == "mine@ci-host"
+
+        coordination.delete_namespaced_lease("inst-run-lock", namespace)
+        res, dummy = run(lab, name=bucket, run_lock=lock)
+        assert res["changed"] is False, res
+        assert not coordination.list_namespaced_lease(namespace).items, "a run that changed nothing took the lock"
+    finally:
+        core.delete_namespace(namespace)
