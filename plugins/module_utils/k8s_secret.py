@@ -29,12 +29,14 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import base64
+import functools
 import json
 import random
 import re
 import time
 
 from ansible_collections.fediverse.mastodon.plugins.module_utils import k8s_client
+from ansible_collections.fediverse.mastodon.plugins.module_utils import secret_formats
 
 try:
     from kubernetes.client import CoreV1Api
@@ -286,3 +288,27 @@ def read_secret_value(api_client, namespace, ref, option="secret reference"):
         reason = "Secret %s/%s has no key %s (it has: %s)" % (ns, ref["name"], ref["key"], ", ".join(sorted(values)) or "none")
         raise SecretStoreError("%s: %s" % (option, reason), reason=reason, fix="add the key to that Secret")
     return values[ref["key"]]
+
+
+def build_generators(keys):
+    """Map each key to a generator; returns (generators, problems)."""
+    generators, problems = {}, []
+    for key in sorted(keys):
+        spec = keys[key]
+        if spec is None:
+            spec = {}
+        if not isinstance(spec, dict):
+            problems.append("keys.%s: must be a dict with format and length" % key)
+            continue
+        extra = sorted(set(spec) - set(["format", "length"]))
+        fmt, length = spec.get("format", "alphanumeric"), spec.get("length", 32)
+        if isinstance(length, str) and length.isdigit():
+            length = int(length)
+        problem = ("unknown option(s) %s (use format and length)" % ", ".join(extra) if extra else
+                   "is not a valid Secret key name (letters, digits, '-', '_', '.')" if not valid_key_name(key)
+                   else secret_formats.check_spec(fmt, length))
+        if problem:
+            problems.append("keys.%s: %s" % (key, problem))
+            continue
+        generators[key] = functools.partial(secret_formats.generate, fmt, length)
+    return generators, problems

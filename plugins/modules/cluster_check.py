@@ -386,7 +386,7 @@ def run(module, api_client):
     return out
 
 
-def main():
+def main(module_class=AnsibleModule):
     argument_spec = dict(
         min_version=dict(type="str", default="1.30"),
         max_version=dict(type="str"),
@@ -408,7 +408,7 @@ def main():
         fail_on_problem=dict(type="bool", default=True),
     )
     argument_spec.update(k8s_client.K8S_AUTH_ARG_SPEC)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = module_class(argument_spec=argument_spec, supports_check_mode=True)
     if not k8s_client.HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib("kubernetes"), exception=to_native(k8s_client.KUBERNETES_IMPORT_ERROR))
     for option in ("min_version", "max_version"):

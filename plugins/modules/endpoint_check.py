@@ -688,8 +688,8 @@ def resolve_secrets(module, checks):
     return resolved, skipped
 
 
-def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+def main(module_class=AnsibleModule):
+    module = module_class(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     checks = module.params["checks"]
     if not any(checks.get(s) for s in ec.SECTIONS):
         module.exit_json(changed=False, problems=[], services={}, msg="Nothing to check: checks has no section.")

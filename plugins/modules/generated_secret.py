@@ -131,39 +131,12 @@ resource_version:
   sample: "4711"
 '''
 
-import functools
-
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.fediverse.mastodon.plugins.module_utils import secret_formats as sf
 from ansible_collections.fediverse.mastodon.plugins.module_utils import k8s_client
 from ansible_collections.fediverse.mastodon.plugins.module_utils import k8s_secret
 
 
-def build_generators(keys):
-    """Map each key to a generator; returns (generators, problems)."""
-    generators, problems = {}, []
-    for key in sorted(keys):
-        spec = keys[key]
-        if spec is None:
-            spec = {}
-        if not isinstance(spec, dict):
-            problems.append("keys.%s: must be a dict with format and length" % key)
-            continue
-        extra = sorted(set(spec) - set(["format", "length"]))
-        fmt, length = spec.get("format", "alphanumeric"), spec.get("length", 32)
-        if isinstance(length, str) and length.isdigit():
-            length = int(length)
-        problem = ("unknown option(s) %s (use format and length)" % ", ".join(extra) if extra else
-                   "is not a valid Secret key name (letters, digits, '-', '_', '.')" if not k8s_secret.valid_key_name(key)
-                   else sf.check_spec(fmt, length))
-        if problem:
-            problems.append("keys.%s: %s" % (key, problem))
-            continue
-        generators[key] = functools.partial(sf.generate, fmt, length)
-    return generators, problems
-
-
-def main():
+def main(module_class=AnsibleModule):
     argument_spec = dict(
         namespace=dict(type="str", required=True),
         name=dict(type="str", required=True),
@@ -173,9 +146,9 @@ def main():
     )
     argument_spec.update(k8s_client.K8S_AUTH_ARG_SPEC)
     argument_spec.update(k8s_client.RUN_LOCK_ARG_SPEC)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = module_class(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
-    generators, problems = build_generators(params["keys"])
+    generators, problems = k8s_secret.build_generators(params["keys"])
     if not params["keys"]:
         problems.append("keys: name at least one key")
     unknown = sorted(set(params["rotate"]) - set(params["keys"]))

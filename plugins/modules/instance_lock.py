@@ -284,7 +284,7 @@ def holder_with_defaults(holder, state):
     return result
 
 
-def main():
+def main(module_class=AnsibleModule):
     argument_spec = dict(
         namespace=dict(type="str", required=True),
         name=dict(type="str", required=True),
@@ -301,7 +301,7 @@ def main():
         labels=dict(type="dict", default={}),
     )
     argument_spec.update(k8s_client.K8S_AUTH_ARG_SPEC)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = module_class(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     namespace, name, state = params["namespace"], params["name"], params["state"]
     base = dict(namespace=namespace, name=name)

@@ -313,7 +313,7 @@ def data_diff(before, after):
     return dict(before=dict(before or {}), after=dict(after or {}))
 
 
-def main():
+def main(module_class=AnsibleModule):
     argument_spec = dict(
         namespace=dict(type="str", required=True),
         instance=dict(type="str", required=True),
@@ -331,7 +331,7 @@ def main():
         argument_spec[field] = dict(type="str")
     argument_spec.update(k8s_client.K8S_AUTH_ARG_SPEC)
     argument_spec.update(k8s_client.RUN_LOCK_ARG_SPEC)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = module_class(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     problems = option_problems(params)
     if problems:

@@ -83,7 +83,7 @@ def written_since(obj, since):
     return False
 
 
-def main():
+def main(module_class=AnsibleModule):
     argument_spec = dict(
         namespace=dict(type="str", required=True),
         label_selector=dict(type="str", required=True),
@@ -94,7 +94,7 @@ def main():
             "networking.k8s.io/v1/NetworkPolicy", "policy/v1/PodDisruptionBudget", "autoscaling/v2/HorizontalPodAutoscaler"]),
     )
     argument_spec.update(K8S_AUTH_ARG_SPEC)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = module_class(argument_spec=argument_spec, supports_check_mode=True)
     if not HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(KUBERNETES_IMPORT_ERROR))
     since = module.params["since"].replace("+00:00", "Z")

@@ -255,7 +255,7 @@ def run_kubernetes(module, names):
     module.exit_json(**out)
 
 
-def main():
+def main(module_class=AnsibleModule):
     argument_spec = dict(
         mastodon_version=dict(type="str", required=True),
         legacy_otp_secret=dict(type="bool", default=False),
@@ -269,7 +269,7 @@ def main():
     )
     argument_spec.update(k8s_client.K8S_AUTH_ARG_SPEC)
     argument_spec.update(k8s_client.RUN_LOCK_ARG_SPEC)
-    module = AnsibleModule(
+    module = module_class(
         argument_spec=argument_spec,
         mutually_exclusive=[("existing", "namespace"), ("existing", "name")],
         required_by=dict(namespace=["name"], name=["namespace"]),

@@ -568,7 +568,7 @@ def cors_rule(rule):
     return out
 
 
-def main():
+def main(module_class=AnsibleModule):
     argument_spec = s3u.s3_argument_spec(
         name=dict(type="str", required=True, aliases=["bucket"]),
         state=dict(type="str", default="present", choices=["present", "absent"]),
@@ -586,7 +586,7 @@ def main():
             max_age_seconds=dict(type="int"),
         )),
     )
-    module = AnsibleModule(argument_spec=argument_spec,
+    module = module_class(argument_spec=argument_spec,
                            **s3u.s3_module_kwargs(mutually_exclusive=[("anonymous_read", "policy")],
                                                   required_by=dict(anonymous_read_prefixes=["anonymous_read"])))
     problem = s3u.bucket_name_problem(module.params["name"])

@@ -670,7 +670,7 @@ def store_in_spec():
     return dict(type="dict", options=options)
 
 
-def main():
+def main(module_class=AnsibleModule):
     argument_spec = s3u.s3_argument_spec(
         name=dict(type="str", required=True),
         state=dict(type="str", default="present", choices=["present", "absent"]),
@@ -682,7 +682,7 @@ def main():
         update_secret=dict(type="str", default="on_create", choices=["always", "on_create"], no_log=False),
         store_in=store_in_spec(),
     )
-    module = AnsibleModule(argument_spec=argument_spec, **s3u.s3_module_kwargs())
+    module = module_class(argument_spec=argument_spec, **s3u.s3_module_kwargs())
     p = module.params
     if p["state"] == "present" and not p["buckets"]:
         module.fail_json(msg="buckets: name at least one bucket the user may write to (state: present).")

@@ -808,8 +808,8 @@ def argument_spec():
     return spec
 
 
-def main():
-    module = AnsibleModule(
+def main(module_class=AnsibleModule):
+    module = module_class(
         argument_spec=argument_spec(),
         mutually_exclusive=POSTGRES_MUTUALLY_EXCLUSIVE + [("password", "password_secret")],
         required_if=[("state", "present", ["password", "password_secret"], True)],

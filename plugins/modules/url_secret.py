@@ -149,7 +149,7 @@ def wanted_urls(api, namespace, urls):
     return wanted
 
 
-def main():
+def main(module_class=AnsibleModule):
     ref = k8s_secret.secret_ref_spec(no_log=False)
     argument_spec = dict(
         namespace=dict(type="str", required=True),
@@ -167,7 +167,7 @@ def main():
     )
     argument_spec.update(k8s_client.K8S_AUTH_ARG_SPEC)
     argument_spec.update(k8s_client.RUN_LOCK_ARG_SPEC)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = module_class(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     keys = [u["key"] for u in params["urls"]]
     problems = ["urls[%d].key: %r is not a valid Secret key name (letters, digits, '-', '_', '.')" % (i, k)

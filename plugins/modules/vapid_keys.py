@@ -94,8 +94,8 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.fediverse.mastodon.plugins.module_utils import secret_formats as sf
 
 
-def main():
-    module = AnsibleModule(
+def main(module_class=AnsibleModule):
+    module = module_class(
         argument_spec=dict(
             private_key=dict(type="str", no_log=True),
             public_key=dict(type="str", no_log=False),

@@ -17,6 +17,7 @@ import re
 from urllib.parse import urlsplit
 
 from ansible_collections.fediverse.mastodon.plugins.module_utils.instance_record import parse_version
+from ansible_collections.fediverse.mastodon.plugins.plugin_utils import quantities
 
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
 LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -345,8 +346,16 @@ def record_identity(v):
     )
 
 
+def check_quantities(v):
+    """CPU, memory and storage sizes of the in-cluster services, as the templates will write them."""
+    prefixes = ("postgresql_", "redis_", "elasticsearch_", "minio_")
+    return quantities.problems(dict((k, val) for k, val in v.items()
+                                    if k.startswith(prefixes) and ("_cpu_" in k or "_memory_" in k
+                                                                      or k.endswith(("_storage_size", "_shm_size")))))
+
+
 CHECKS = (check_identity, check_version, check_services, check_server_versions, check_sidekiq, check_smtp,
-          check_cluster_access)
+          check_cluster_access, check_quantities)
 
 
 def semantic_problems(v):

@@ -16,6 +16,7 @@ import re
 import pytest
 
 from ansible.module_utils.testing import patch_module_args
+from ansible_collections.fediverse.mastodon.plugins.module_utils import k8s_secret
 from ansible_collections.fediverse.mastodon.plugins.modules import generated_secret
 
 
@@ -28,7 +29,7 @@ def run(capsys, args):
 
 
 def test_generators_follow_format_and_length():
-    generators, problems = generated_secret.build_generators({
+    generators, problems = k8s_secret.build_generators({
         "a": {"format": "hex", "length": 64},
         "b": {"format": "urlsafe", "length": 40},
         "c": {},
