@@ -40,7 +40,7 @@ def readiness(obj):
             return True, "complete"
         if "Failed" in conditions:
             failed = conditions["Failed"]
-            return None, "failed: %s %s" % (failed.get("reason", ""), failed.get("message", "")).rstrip()
+            return None, ("failed: %s %s" % (failed.get("reason", ""), failed.get("message", ""))).rstrip()
         return False, "not complete (%s active, %s failed pods)" % (status.get("active", 0), status.get("failed", 0))
     if status.get("observedGeneration", 0) < meta.get("generation", 0):
         return False, "the controller has not seen the latest spec yet"

@@ -17,7 +17,8 @@ The module's own ``main()`` runs unchanged: it receives :class:`ControllerModule
 
 The module runs as a normal module (``_execute_module``) instead when the task's connection is
 not local, when the task is async, when a library the module needs is missing from the
-controller's Python, or when the variable ``fediverse_mastodon_in_process`` is false.
+controller's Python, or when the variable ``fediverse_mastodon_in_process`` (or the environment
+variable ``FEDIVERSE_MASTODON_IN_PROCESS``) is false.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from ansible.plugins.action import ActionBase
 
 LOCAL_TRANSPORTS = ("local", "ansible.builtin.local")
 SWITCH = "fediverse_mastodon_in_process"
+SWITCH_ENV = "FEDIVERSE_MASTODON_IN_PROCESS"
 
 
 class ModuleExit(BaseException):
@@ -132,7 +134,7 @@ class InProcessAction(ActionBase):
             return False
         if self._connection.transport not in LOCAL_TRANSPORTS:
             return False
-        if not boolean(task_vars.get(SWITCH, True), strict=False):
+        if not boolean(task_vars.get(SWITCH, os.environ.get(SWITCH_ENV, True)), strict=False):
             return False
         return all(importlib.util.find_spec(lib) is not None for lib in self.libraries)
 

@@ -71,8 +71,10 @@ def objects(ns, image="busybox:1.36", data="one"):
     ]
 
 
-def apply(ns, defs, **kw):
-    return run_module("k8s_objects", {"namespace": ns, "definitions": defs}, **kw)
+def apply(ns, defs, check=False, diff=False, env=None, verbosity=0, **options):
+    args = {"namespace": ns, "definitions": defs}
+    args.update(options)
+    return run_module("k8s_objects", args, check=check, diff=diff, env=env, verbosity=verbosity)
 
 
 def test_create_then_noop_rerun_sends_no_write(namespace):
@@ -159,3 +161,75 @@ def test_absent_deletes(namespace):
     assert missing.returncode != 0
     result, proc = run_module("k8s_objects", {"namespace": namespace, "definitions": defs, "state": "absent"})
     assert result["changed"] is False and result["objects"][0]["action"] == "absent"
+
+
+NO_NODE = {"lab.fediverse/no-such-node": "true"}  # no node of the lab has this label
+
+
+def namespace_object(name):
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+
+
+def deployment(name, node_selector=None):
+    spec = {"containers": [{"name": name, "image": "busybox:1.36"}]}
+    if node_selector:
+        spec["nodeSelector"] = node_selector
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "labels": {"app": name}},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}}, "spec": spec}}}
+
+
+def test_generated_secrets_and_wait_in_one_call_then_a_noop(namespace):
+    secrets = [{"name": "gen", "keys": {"password": {"format": "alphanumeric", "length": 24}}, "labels": {"app": "gen"}}]
+    first, proc = apply(namespace, [namespace_object(namespace), deployment("ready")], generated_secrets=secrets, wait=True, wait_timeout=120)
+    assert not first.get("failed"), first
+    assert first["generated_secrets"] == [{"name": "gen", "generated": ["password"], "kept": []}]
+    status = json.loads(kubectl("get", "deployment", "ready", "-n", namespace, "-o", "json"))["status"]
+    assert status.get("availableReplicas") == 1, status   # the call returned only once it was ready
+    value = kubectl("get", "secret", "gen", "-n", namespace, "-o", "jsonpath={.data.password}")
+    assert value and value not in proc.stdout + proc.stderr
+    since = audit_offset()
+    second, proc = apply(namespace, [namespace_object(namespace), deployment("ready")], generated_secrets=secrets, wait=True, wait_timeout=120)
+    assert not second.get("failed") and not second["changed"], second
+    assert second["generated_secrets"] == [{"name": "gen", "generated": [], "kept": ["password"]}]
+    assert kubectl("get", "secret", "gen", "-n", namespace, "-o", "jsonpath={.data.password}") == value
+    writes = [e for e in our_requests(since, namespace) if e["verb"] in MUTATING]
+    assert writes == [], writes
+
+
+def test_wait_timeout_names_the_object_its_pods_and_the_events(namespace):
+    result, _proc = apply(namespace, [namespace_object(namespace), deployment("stuck", NO_NODE)], wait=True, wait_timeout=4,
+                          wait_timeout_variable="stuck_wait_timeout")
+    assert result.get("failed"), result
+    msg = result["msg"]
+    assert msg.startswith("not ready within 4s: Deployment %s/stuck (" % namespace), msg
+    assert "(stuck_wait_timeout)" in msg.splitlines()[0], msg
+    assert "- pod stuck-" in msg and "PodScheduled=False (Unschedulable" in msg, msg
+    assert "Recent events in %s:" % namespace in msg, msg
+
+
+def test_a_failed_job_fails_the_wait_at_once(namespace):
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "fails"},
+           "spec": {"backoffLimit": 0, "template": {"metadata": {"labels": {"lab.fediverse/fail": "true"}},
+                                                    "spec": {"restartPolicy": "Never",
+                                                             "containers": [{"name": "job", "image": "busybox:1.36"}]}}}}
+    result, _proc = apply(namespace, [namespace_object(namespace), job], wait=True, wait_timeout=300)
+    assert result.get("failed"), result
+    assert result["msg"].startswith("Job %s/fails failed:" % namespace), result["msg"]
+    assert "- pod fails-" in result["msg"], result["msg"]
+
+
+def test_the_module_process_path_gives_the_same_result(namespace):
+    """fediverse_mastodon_in_process=false runs the module as a normal module (a new process):
+    the same objects, the same actions, still no write."""
+    defs = objects(namespace)
+    apply(namespace, defs)
+    in_process, _ = apply(namespace, defs)
+    since = audit_offset()
+    as_module, _ = apply(namespace, defs, env={"FEDIVERSE_MASTODON_IN_PROCESS": "false"})
+    assert not as_module.get("failed"), as_module
+    assert as_module["objects"] == in_process["objects"]
+    assert not as_module["changed"]
+    assert "invocation" in as_module  # AnsibleModule's own result: it really ran as a module
+    assert "invocation" not in in_process
+    assert [e for e in our_requests(since, namespace) if e["verb"] in MUTATING] == []

@@ -116,3 +116,11 @@ def test_routing_requirements():
                                     mastodon_ingress_cluster_issuer="le"))
     assert [(r["kind"], r["name"]) for r in req] == [("IngressClass", "nginx"), ("ClusterIssuer", "le")]
     assert inputs.check_routing(dict(mastodon_routing="none")) == []
+
+
+def test_quantities_of_the_in_cluster_services_are_checked_before_anything_changes():
+    problems = inputs.check_quantities({"redis_cpu_request": "fast", "postgresql_storage_size": "10G",
+                                        "postgresql_pgbouncer_default_pool_size": 20, "minio_memory_limit": "2 gigs"})
+    assert problems == ["minio_memory_limit must be a size such as 512M, 1G or 1536M (binary units), not '2 gigs'",
+                        "redis_cpu_request must be a CPU quantity such as 250m, 0.5 or 2, not 'fast'"]
+    assert inputs.check_quantities in inputs.CHECKS
