@@ -10,7 +10,6 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.fediverse.mastodon.plugins.plugin_utils import quantities
 
 
-
 def _wrap(function):
     def filter_function(*args, **kwargs):
         try:

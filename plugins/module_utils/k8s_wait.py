@@ -88,8 +88,8 @@ def describe_pods(pods):
             if not cs.get("ready"):
                 state = cs.get("state") or {}
                 why = (state.get("waiting") or state.get("terminated") or {}).get("reason", "")
-                parts.append("container %s not ready%s, %s restarts" % (cs.get("name"), " (%s)" % why if why else "",
-                                                                       cs.get("restartCount", 0)))
+                reason = " (%s)" % why if why else ""
+                parts.append("container %s not ready%s, %s restarts" % (cs.get("name"), reason, cs.get("restartCount", 0)))
         lines.append("- pod %s: %s" % ((pod.get("metadata") or {}).get("name"), "; ".join(parts)))
     return lines or ["- (no pods)"]
 
@@ -102,7 +102,7 @@ def describe_events(events, limit=15):
     for event in sorted(events, key=when)[-limit:]:
         involved = event.get("involvedObject") or {}
         lines.append("- %s/%s %s %s: %s" % (involved.get("kind"), involved.get("name"), event.get("type"),
-                                           event.get("reason"), event.get("message")))
+                                            event.get("reason"), event.get("message")))
     return lines or ["- (none)"]
 
 

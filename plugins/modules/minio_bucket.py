@@ -587,8 +587,8 @@ def main(module_class=AnsibleModule):
         )),
     )
     module = module_class(argument_spec=argument_spec,
-                           **s3u.s3_module_kwargs(mutually_exclusive=[("anonymous_read", "policy")],
-                                                  required_by=dict(anonymous_read_prefixes=["anonymous_read"])))
+                          **s3u.s3_module_kwargs(mutually_exclusive=[("anonymous_read", "policy")],
+                                                 required_by=dict(anonymous_read_prefixes=["anonymous_read"])))
     problem = s3u.bucket_name_problem(module.params["name"])
     if problem:
         module.fail_json(msg="name: %r is not a valid S3 bucket name: %s. Fix name." % (module.params["name"], problem),

@@ -51,7 +51,7 @@ class ModuleExit(BaseException):
 class ControllerModule:
     """The part of AnsibleModule's interface that this collection's modules use."""
 
-    context = None  # (params, check_mode, diff, no_log, name), set by run_main for one call
+    context = ({}, False, False, False, "module")  # (params, check_mode, diff, no_log, name), set by run_main
 
     def __init__(self, argument_spec, supports_check_mode=False, mutually_exclusive=None, required_together=None,
                  required_one_of=None, required_if=None, required_by=None, **_ignored):
@@ -114,7 +114,7 @@ def run_main(main, params, check_mode=False, diff=False, no_log=False, name="mod
     except Exception as exc:  # what would be a module traceback
         return dict(failed=True, msg="%s failed: %s" % (name, exc), exception=traceback.format_exc())
     finally:
-        ControllerModule.context = None
+        ControllerModule.context = ({}, False, False, False, "module")
     return dict(failed=True, msg="%s returned without a result" % name)
 
 

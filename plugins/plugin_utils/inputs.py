@@ -349,9 +349,10 @@ def record_identity(v):
 def check_quantities(v):
     """CPU, memory and storage sizes of the in-cluster services, as the templates will write them."""
     prefixes = ("postgresql_", "redis_", "elasticsearch_", "minio_")
-    return quantities.problems(dict((k, val) for k, val in v.items()
-                                    if k.startswith(prefixes) and ("_cpu_" in k or "_memory_" in k
-                                                                      or k.endswith(("_storage_size", "_shm_size")))))
+
+    def sized(name):
+        return "_cpu_" in name or "_memory_" in name or name.endswith(("_storage_size", "_shm_size"))
+    return quantities.problems(dict((k, val) for k, val in v.items() if k.startswith(prefixes) and sized(k)))
 
 
 CHECKS = (check_identity, check_version, check_services, check_server_versions, check_sidekiq, check_smtp,

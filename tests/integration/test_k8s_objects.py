@@ -224,9 +224,9 @@ def test_the_module_process_path_gives_the_same_result(namespace):
     the same objects, the same actions, still no write."""
     defs = objects(namespace)
     apply(namespace, defs)
-    in_process, _ = apply(namespace, defs)
+    in_process, dummy = apply(namespace, defs)
     since = audit_offset()
-    as_module, _ = apply(namespace, defs, env={"FEDIVERSE_MASTODON_IN_PROCESS": "false"})
+    as_module, dummy = apply(namespace, defs, env={"FEDIVERSE_MASTODON_IN_PROCESS": "false"})
     assert not as_module.get("failed"), as_module
     assert as_module["objects"] == in_process["objects"]
     assert not as_module["changed"]
