@@ -20,7 +20,6 @@ import base64
 import copy
 import hashlib
 import hmac
-import os
 import re
 import stringprep
 import unicodedata
@@ -53,8 +52,6 @@ from ansible_collections.fediverse.mastodon.plugins.module_utils.portforward imp
 DEFAULT_PORT = 5432
 REDACTED = "********"
 MAX_IDENTIFIER_BYTES = 63
-SCRAM_DEFAULT_ITERATIONS = 4096
-SCRAM_SALT_BYTES = 16
 
 SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 
@@ -300,17 +297,6 @@ def scram_keys(password, salt, iterations):
     stored_key = hashlib.sha256(client_key).digest()
     server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
     return stored_key, server_key
-
-
-def scram_sha256_verifier(password, salt=None, iterations=SCRAM_DEFAULT_ITERATIONS):
-    """The ``rolpassword`` PostgreSQL stores for ``password``:
-    ``SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`` (base64 parts)."""
-    if salt is None:
-        salt = os.urandom(SCRAM_SALT_BYTES)
-    stored_key, server_key = scram_keys(password, salt, iterations)
-    b64 = base64.b64encode
-    return "SCRAM-SHA-256$%d:%s$%s:%s" % (iterations, to_native(b64(salt)), to_native(b64(stored_key)),
-                                          to_native(b64(server_key)))
 
 
 _VERIFIER = re.compile(r"^SCRAM-SHA-256\$(\d+):([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+):([A-Za-z0-9+/=]+)$")

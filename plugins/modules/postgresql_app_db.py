@@ -311,7 +311,6 @@ from ansible_collections.fediverse.mastodon.plugins.module_utils.postgres import
     require_psycopg2,
     resolve_secret_refs,
     scram_password_matches,
-    scram_sha256_verifier,
     secret_reference_spec,
     try_login,
     validate_identifier,
@@ -320,9 +319,11 @@ from ansible_collections.fediverse.mastodon.plugins.module_utils.postgres import
 try:
     import psycopg2
     from psycopg2 import sql
+    from psycopg2.extensions import encrypt_password
 except ImportError:  # pragma: no cover - reported by require_psycopg2
     psycopg2 = None
     sql = None
+    encrypt_password = None
 
 ROLE_ATTRIBUTES = (
     ("login", "rolcanlogin", True, "LOGIN", "NOLOGIN"),
@@ -466,6 +467,12 @@ class AppDb(object):
     def fail(self, msg, **kwargs):
         self.module.fail_json(msg=msg, queries=self.log.queries, **kwargs)
 
+    def verifier(self, role, password):
+        """The SCRAM-SHA-256 verifier of ``password``, made by libpq (PQencryptPasswordConn, through
+        psycopg2's encrypt_password): SASLprep, a random salt, libpq's iteration count.
+        The server then stores the verifier; the plaintext password never reaches it."""
+        return encrypt_password(password, role, self.conn, "scram-sha-256")
+
     def run(self, query, params=None, secret=False, cur=None):
         self.log.run(cur or self.cur, query, params, secret=secret)
 
@@ -598,14 +605,14 @@ def present(app, module):
                 sql.Identifier(role))
             if conn_limit is not None:
                 query = query + sql.SQL(" CONNECTION LIMIT {}").format(sql.Literal(conn_limit))
-            app.run(query + sql.SQL(" PASSWORD %s"), [scram_sha256_verifier(p["password"])], secret=True)
+            app.run(query + sql.SQL(" PASSWORD %s"), [app.verifier(role, p["password"])], secret=True)
             app.created_role = not module.check_mode
         else:
             if role_clauses:
                 app.run(sql.SQL("ALTER ROLE {} WITH ").format(sql.Identifier(role)) + sql.SQL(" ".join(role_clauses)))
             if set_password:
                 app.run(sql.SQL("ALTER ROLE {} WITH PASSWORD %s").format(sql.Identifier(role)),
-                        [scram_sha256_verifier(p["password"])], secret=True)
+                        [app.verifier(role, p["password"])], secret=True)
         if not admin["superuser"]:
             member = observed_role is not None and app.one("SELECT pg_has_role(current_user, %s, 'USAGE')", [role])[0]
             if not member:

@@ -871,3 +871,22 @@ def test_run_lock_is_taken_before_the_first_statement_and_another_runs_lock_refu
         assert not coordination.list_namespaced_lease(namespace).items, "a run that changed nothing took the lock"
     finally:
         core.delete_namespace(namespace)
+
+
+def test_the_stored_verifier_is_made_by_libpq_with_a_fresh_salt():
+    """The password reaches the server as a SCRAM-SHA-256 verifier made by libpq
+    (psycopg2's encrypt_password): a fresh salt per role, and our comparison recognises it."""
+    from ansible_collections.fediverse.mastodon.plugins.module_utils import postgres as pg
+
+    password = "same-" + uuid.uuid4().hex
+    roles = [name("salt1"), name("salt2")]
+    for role in roles:
+        result, dummy = run(args(role, role, password=password))
+        assert result.get("changed") is True and not result.get("failed"), result
+        assert can_login(role, password, role)
+    verifiers = [q("SELECT rolpassword FROM pg_authid WHERE rolname = %s", [r])[0][0] for r in roles]
+    parsed = [pg.parse_scram_verifier(v) for v in verifiers]
+    assert all(p is not None and len(p[1]) == 16 for p in parsed), verifiers
+    assert parsed[0][1] != parsed[1][1], "each role gets its own salt"
+    assert all(pg.scram_password_matches(v, password) for v in verifiers)
+    assert not any(pg.scram_password_matches(v, password + "x") for v in verifiers)
