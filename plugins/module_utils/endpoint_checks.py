@@ -11,8 +11,7 @@ section's ``variables`` mapping (option -> variable name), e.g.::
     mastodon_smtp_password: the SMTP server refused AUTH for user bob (535 5.7.8 Authentication failed)
 
 - PostgreSQL: psycopg2 (log in, ``SHOW server_version``).
-- Redis: a small RESP client on a plain socket (``AUTH``, ``PING``, ``INFO server``), so no
-  Redis library is needed.
+- Redis: redis-py (``AUTH`` on connect, ``PING``, ``INFO server``), without retries.
 - S3: boto3 (``ListObjectsV2`` on the bucket, ``CreateBucket`` when allowed).
 - SMTP: smtplib (connect, EHLO, STARTTLS or implicit TLS, AUTH). No mail is ever sent.
 
@@ -36,7 +35,7 @@ import smtplib
 import socket
 import ssl
 
-from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
+from ansible.module_utils.common.text.converters import to_native, to_text
 
 
 try:
@@ -45,6 +44,16 @@ try:
 except ImportError:  # pragma: no cover - reported by the module through missing_required_lib
     psycopg2 = None
     HAS_PSYCOPG2 = False
+
+try:
+    import redis as redis_lib
+    from redis import backoff as redis_backoff
+    from redis import exceptions as redis_exc
+    from redis import retry as redis_retry
+    HAS_REDIS = True
+except ImportError:  # pragma: no cover - reported by check_redis
+    redis_lib = redis_backoff = redis_exc = redis_retry = None
+    HAS_REDIS = False
 
 SECTIONS = ("postgresql", "redis", "smtp", "s3")
 REDACTED = "********"
@@ -306,66 +315,7 @@ def check_postgresql(params):
     return result, problems
 
 
-# ---- Redis (RESP over a socket) ---------------------------------------------------------------
-
-class RespError(Exception):
-    """An error reply (-ERR ..., -WRONGPASS ...) from the server."""
-
-
-class RespProtocolError(Exception):
-    """The peer does not speak RESP (or closed the connection)."""
-
-
-def resp_encode(*args):
-    """A RESP array of bulk strings: the wire form of one command."""
-    out = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        data = to_bytes(arg, errors="surrogate_or_strict")
-        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(out)
-
-
-def resp_read(stream):
-    """Read one RESP2 reply from a binary file-like object.
-
-    Returns text for simple and bulk strings, int for integers, a list for arrays and None for
-    null replies; raises RespError for error replies and RespProtocolError for anything else.
-    """
-    line = stream.readline()
-    if not line:
-        raise RespProtocolError("the server closed the connection")
-    if not line.endswith(b"\r\n"):
-        raise RespProtocolError("not a RESP reply: %r" % line[:40])
-    kind, body = line[:1], line[1:-2]
-    if kind == b"+":
-        return to_text(body)
-    if kind == b"-":
-        raise RespError(to_text(body, errors="surrogate_or_replace"))
-    if kind == b":":
-        return int(body)
-    if kind == b"$":
-        size = int(body)
-        if size < 0:
-            return None
-        data = stream.read(size + 2)
-        if len(data) != size + 2:
-            raise RespProtocolError("the server closed the connection mid-reply")
-        return to_text(data[:-2], errors="surrogate_or_replace")
-    if kind == b"*":
-        count = int(body)
-        if count < 0:
-            return None
-        return [resp_read(stream) for dummy in range(count)]
-    raise RespProtocolError("not a RESP reply: %r" % line[:40])
-
-
-def redis_info_field(info, field):
-    """The value of ``field`` in the text of INFO, or None."""
-    for line in (info or "").splitlines():
-        if line.startswith(field + ":"):
-            return line.split(":", 1)[1].strip()
-    return None
-
+# ---- Redis (redis-py) ---------------------------------------------------------------------------
 
 def redis_auth_problem(message, params, name):
     """A message for a refused AUTH, naming the variable to fix."""
@@ -379,71 +329,82 @@ def redis_auth_problem(message, params, name):
         name("password"), where, user, detail, name("username"))
 
 
+def _redis_client(params):
+    """A redis-py client for one check: no retries, RESP2, our TLS settings."""
+    timeout = params.get("timeout") or 10
+    options = dict(host=params["host"], port=params["port"], username=params.get("username") or None,
+                   password=params.get("password") or None, socket_timeout=timeout, socket_connect_timeout=timeout,
+                   retry=redis_retry.Retry(redis_backoff.NoBackoff(), 0), decode_responses=True, protocol=2)
+    if params.get("tls"):
+        validate = params.get("validate_certs", True)
+        options.update(ssl=True, ssl_ca_certs=params.get("ca_cert"), ssl_check_hostname=bool(validate),
+                       ssl_cert_reqs="required" if validate else "none")
+    return redis_lib.Redis(**options)
+
+
+def _network_cause(exc):
+    """The OSError (or ssl/socket error) under a redis-py connection error, if any."""
+    seen = exc
+    for dummy in range(4):
+        seen = seen.__cause__ or seen.__context__
+        if seen is None or isinstance(seen, (OSError, socket.timeout)):
+            return seen
+    return None
+
+
 def check_redis(params):
-    """AUTH (when a password is given), PING and INFO server over RESP."""
+    """AUTH (when a password is given), PING and INFO server, with redis-py."""
     name = variable_names("redis", params)
     secrets = section_secrets(params, "password")
     host, port = params["host"], params["port"]
     timeout = params.get("timeout") or 10
     result = dict(ok=False, host=host, port=port, tls=bool(params.get("tls")), server_version=None)
-    try:
-        sock = socket.create_connection((host, port), timeout=timeout)
-    except (OSError, socket.timeout) as exc:
-        return result, [network_problem(exc, name, "Redis", host, port)]
+    if not HAS_REDIS:
+        return result, ["the Python library redis (redis-py) is missing on the controller; install the collection's requirements.txt"]
+    if params.get("username") and not params.get("password"):
+        return result, ["%s: a Redis user (%s) is set without a password" % (name("password"), params["username"])]
+    client = _redis_client(params)
+    not_redis = "%s, %s: %s:%s does not speak the Redis protocol (%%s); check the port%s" % (
+        name("host"), name("port"), host, port, " or %s (the server may want TLS)" % name("tls") if not params.get("tls") else "")
     problems = []
     try:
-        if params.get("tls"):
-            try:
-                sock = tls_context(params.get("validate_certs", True), params.get("ca_cert")).wrap_socket(sock, server_hostname=host)
-            except socket.timeout:
+        try:
+            pong = client.ping()
+        except redis_exc.AuthenticationError as exc:
+            text = one_line(exc)
+            if not params.get("password"):
+                return result, ["%s: Redis at %s:%s needs a password and none was given (NOAUTH %s)" % (
+                    name("password"), host, port, text)]
+            return result, [scrub(redis_auth_problem(to_native(exc), params, name), secrets)]
+        except redis_exc.NoPermissionError as exc:
+            return result, [scrub("%s: Redis at %s:%s refused PING (%s); the user needs the ping command" % (
+                name("username"), host, port, one_line(exc)), secrets)]
+        except redis_exc.ResponseError as exc:
+            text = one_line(exc)
+            if "password" in text.lower() or "auth" in text.lower():
+                return result, [scrub(redis_auth_problem(text, params, name), secrets)]
+            return result, [scrub(not_redis % text, secrets)]
+        except redis_exc.InvalidResponse as exc:
+            return result, [not_redis % one_line(exc)]
+        except (redis_exc.TimeoutError, redis_exc.ConnectionError) as exc:
+            cause = _network_cause(exc)
+            if params.get("tls") and isinstance(cause, socket.timeout):
                 return result, ["%s: no TLS handshake from Redis %s:%s within %ss; does the server speak TLS on this port?"
                                 % (name("tls"), host, port, timeout)]
-            except (ssl.SSLError, OSError) as exc:
-                return result, [network_problem(exc, name, "Redis", host, port, tls_option="tls")]
-        stream = sock.makefile("rwb")
-
-        def call(*args):
-            stream.write(resp_encode(*args))
-            stream.flush()
-            return resp_read(stream)
-
-        if params.get("password"):
-            try:
-                if params.get("username"):
-                    call("AUTH", params["username"], params["password"])
-                else:
-                    call("AUTH", params["password"])
-            except RespError as exc:
-                return result, [scrub(redis_auth_problem(to_native(exc), params, name), secrets)]
-        elif params.get("username"):
-            problems.append("%s: a Redis user (%s) is set without a password" % (name("password"), params["username"]))
-            return result, problems
-        try:
-            pong = call("PING")
-        except RespError as exc:
-            text = one_line(exc)
-            if text.startswith("NOAUTH"):
-                return result, ["%s: Redis at %s:%s needs a password and none was given (%s)" % (name("password"), host, port, text)]
-            return result, [scrub("%s: Redis at %s:%s refused PING (%s); the user needs the ping command" % (
-                name("username"), host, port, text), secrets)]
-        if pong != "PONG":
+            if cause is not None:
+                return result, [scrub(network_problem(cause, name, "Redis", host, port, tls_option="tls"), secrets)]
+            if "closed by server" in to_native(exc).lower():
+                return result, [not_redis % one_line(exc)]
+            return result, [scrub(network_problem(exc, name, "Redis", host, port, tls_option="tls"), secrets)]
+        if pong is not True:
             return result, ["%s, %s: %s:%s answered %r to PING; is it Redis?" % (name("host"), name("port"), host, port, pong)]
         try:
-            result["server_version"] = redis_info_field(call("INFO", "server"), "redis_version")
-        except RespError:
+            result["server_version"] = client.info("server").get("redis_version")
+        except redis_exc.ResponseError:
             result["server_version"] = None   # INFO may be forbidden by an ACL: not a problem
         result["ok"] = True
-    except RespProtocolError as exc:
-        hint = " or %s (the server may want TLS)" % name("tls") if not params.get("tls") else ""
-        return result, ["%s, %s: %s:%s does not speak the Redis protocol (%s); check the port%s" % (
-            name("host"), name("port"), host, port, one_line(exc), hint)]
-    except (OSError, socket.timeout) as exc:
-        return result, [scrub(network_problem(exc, name, "Redis", host, port, tls_option="tls"), secrets)]
     finally:
-        try:
-            sock.close()
-        except OSError:  # pragma: no cover
-            pass
+        client.close()
     minimum = params.get("min_version")
     if result["server_version"] and minimum and version_below(result["server_version"], minimum):
         result["ok"] = False

@@ -13,7 +13,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import io
 import json
 
 import pytest
@@ -26,42 +25,6 @@ from ansible_collections.fediverse.mastodon.plugins.modules import endpoint_chec
 NAMES = dict(host="pg_host", port="pg_port", user="pg_user", password="pg_password", database="pg_db", sslmode="pg_sslmode")
 PG = dict(host="db.example.org", port=5432, user="mastodon", database="mastodon_production", sslmode="prefer", timeout=10,
           variables=NAMES)
-
-
-# ---- RESP -------------------------------------------------------------------------------------
-
-def test_resp_encode_is_an_array_of_bulk_strings():
-    assert ec.resp_encode("AUTH", "user", "pässword") == b"*3\r\n$4\r\nAUTH\r\n$4\r\nuser\r\n$9\r\np\xc3\xa4ssword\r\n"
-
-
-@pytest.mark.parametrize("wire, value", [
-    (b"+PONG\r\n", "PONG"),
-    (b":42\r\n", 42),
-    (b"$5\r\nhello\r\n", "hello"),
-    (b"$-1\r\n", None),
-    (b"$0\r\n\r\n", ""),
-    (b"*2\r\n+OK\r\n:1\r\n", ["OK", 1]),
-    (b"$10\r\na\r\nb:c\r\nde\r\n", "a\r\nb:c\r\nde"),
-])
-def test_resp_read_replies(wire, value):
-    assert ec.resp_read(io.BytesIO(wire)) == value
-
-
-def test_resp_read_error_reply_raises():
-    with pytest.raises(ec.RespError, match="WRONGPASS invalid username-password pair"):
-        ec.resp_read(io.BytesIO(b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"))
-
-
-@pytest.mark.parametrize("wire", [b"", b"HTTP/1.1 400 Bad Request\r\n", b"+OK", b"$5\r\nhel"])
-def test_resp_read_rejects_non_resp(wire):
-    with pytest.raises(ec.RespProtocolError):
-        ec.resp_read(io.BytesIO(wire))
-
-
-def test_redis_info_field():
-    info = "# Server\r\nredis_version:7.4.2\r\nredis_mode:standalone\r\n"
-    assert ec.redis_info_field(info, "redis_version") == "7.4.2"
-    assert ec.redis_info_field(info, "nope") is None
 
 
 # ---- versions, names, scrubbing -----------------------------------------------------------------
