@@ -1,0 +1,17 @@
+# -*- coding: utf-8 -*-
+# Copyright: fediverse.mastodon contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters mastodon_settings and mastodon_cluster_state: the mastodon role's decisions, in
+Python (plugin_utils/mastodon_plan.py)."""
+
+from __future__ import annotations
+
+from ansible_collections.fediverse.mastodon.plugins.plugin_utils import mastodon_plan
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "mastodon_settings": mastodon_plan.settings,
+            "mastodon_cluster_state": mastodon_plan.cluster_state,
+        }

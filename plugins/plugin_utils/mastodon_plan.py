@@ -1,0 +1,192 @@
+# -*- coding: utf-8 -*-
+# Copyright: fediverse.mastodon contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What the mastodon role decides before it writes anything, as plain functions.
+
+- ``settings(v)``: names derived from the settings, sidekiq sizing, the set of optional objects
+  the instance owns, and every problem of the settings (the checks of preflight for the same
+  variables, from plugin_utils/inputs.py, plus the role's own);
+- ``cluster_state(live, v)``: what runs now (first install, running version, Job states, the
+  replicas an HPA takes over, the optional objects of the last run) and the version guard.
+
+``v`` is a dict of the role's variables (the role passes the ones it needs). The filter plugin
+plugins/filter/mastodon.py exposes both to the role; pytest checks them without Ansible.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ansible_collections.fediverse.mastodon.plugins.module_utils.instance_record import compare_versions, parse_version, skips_minor
+from ansible_collections.fediverse.mastodon.plugins.plugin_utils import inputs
+
+FIELD_MANAGER = "fediverse-mastodon"
+OWNER_RE = re.compile(r"^[A-Za-z0-9_]{1,30}$")
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
+MANAGED_ANNOTATION = "mastodon.fediverse/managed-objects"
+VERSION_ANNOTATION = "mastodon.fediverse/version"
+
+
+def _bool(value):
+    return inputs.as_bool(value)
+
+
+def _pods(enabled, maximum, replicas):
+    return int(maximum if _bool(enabled) else replicas)
+
+
+def sizing(v):
+    """Pods and database connections at full scale (replicas, or the HPA maximum)."""
+    out = dict(scheduler_count=0, scheduler_detail=[], sidekiq_connections=0)
+    for worker in v.get("mastodon_sidekiq_workers") or []:
+        hpa = worker.get("hpa") or {}
+        pods = int((hpa.get("max_replicas") or 4) if _bool(hpa.get("enabled")) else (worker.get("replicas") or 1))
+        out["sidekiq_connections"] += pods * int(worker.get("concurrency") or 25)
+        if "scheduler" in [str(q).split(",", 1)[0] for q in worker.get("queues") or []]:
+            out["scheduler_count"] += pods
+            out["scheduler_detail"].append("%s (%d %s)" % (worker.get("name"), pods, "pods at HPA maximum"
+                                                           if _bool(hpa.get("enabled")) else "replicas"))
+    web = _pods(v.get("mastodon_web_hpa_enabled"), v.get("mastodon_web_hpa_max_replicas"), v.get("mastodon_web_replicas"))
+    streaming = _pods(v.get("mastodon_streaming_hpa_enabled"), v.get("mastodon_streaming_hpa_max_replicas"),
+                      v.get("mastodon_streaming_replicas"))
+    out.update(web_pods=web, streaming_pods=streaming,
+               worst=(web * int(v.get("mastodon_web_concurrency")) * int(v.get("mastodon_web_max_threads"))
+                      + streaming * int(v.get("mastodon_streaming_db_pool")) + out["sidekiq_connections"] + 5))
+    return out
+
+
+def hpa_targets(v):
+    """Names of the Deployments an HPA scales."""
+    instance = v["mastodon_instance"]
+    out = [instance + "-" + c for c in ("web", "streaming") if _bool(v.get("mastodon_%s_hpa_enabled" % c))]
+    out += ["%s-sidekiq-%s" % (instance, w.get("name")) for w in v.get("mastodon_sidekiq_workers") or []
+            if _bool((w.get("hpa") or {}).get("enabled"))]
+    return out
+
+
+def managed_set(v):
+    """``Kind/name`` of the objects that exist only under some settings, sorted. The web
+    Deployment keeps this list in an annotation, so a later run deletes what is no longer wanted."""
+    instance = v["mastodon_instance"]
+    out = []
+    for worker in v.get("mastodon_sidekiq_workers") or []:
+        out.append("Deployment/%s-sidekiq-%s" % (instance, worker.get("name")))
+    out += ["HorizontalPodAutoscaler/" + name for name in hpa_targets(v)]
+    for component in ("web", "streaming"):
+        if _bool(v.get("mastodon_%s_pdb_enabled" % component)):
+            out.append("PodDisruptionBudget/%s-%s" % (instance, component))
+    if _bool(v.get("mastodon_media_remove_enabled")):
+        out.append("CronJob/%s-media-remove" % instance)
+    if _bool(v.get("mastodon_networkpolicy_enabled")):
+        out += ["NetworkPolicy/%s-%s" % (instance, c) for c in ("web", "streaming", "sidekiq", "jobs")]
+    routing = v.get("mastodon_routing")
+    if routing == "ingress":
+        out.append("Ingress/%s-mastodon" % instance)
+    elif routing == "httproute":
+        out.append("HTTPRoute/%s-mastodon" % instance)
+        if v.get("mastodon_streaming_host"):
+            out.append("HTTPRoute/%s-mastodon-streaming" % instance)
+    return sorted(out)
+
+
+def role_problems(v, size):
+    """The checks that only the role can make (connection facts come from earlier phases)."""
+    p = []
+    db, redis, s3 = v.get("mastodon_db_connection"), v.get("mastodon_redis_connection"), v.get("mastodon_s3_connection")
+    complete = (isinstance(db, dict) and "host" in db and "port" in db
+                and isinstance(redis, dict) and "host" in redis and "port" in redis
+                and (not _bool(v.get("mastodon_s3_enabled")) or (isinstance(s3, dict) and "endpoint" in s3)))
+    if not complete:
+        p.append("mastodon_db_connection, mastodon_redis_connection, mastodon_s3_connection: the connection facts are "
+                 "missing or incomplete. Run the postgresql, redis and minio roles first (they set postgresql_connection, "
+                 "redis_connection and minio_connection), or set them in the shape of docs/conventions.md")
+    limit = v.get("mastodon_db_max_connections")
+    if limit is not None and not _bool((db or {}).get("pooled")) and size["worst"] >= int(limit):
+        p.append("mastodon_db_max_connections: at full scale Mastodon would open %d database connections (web %d pods x "
+                 "%s workers x %s threads, streaming %d x %s, sidekiq %d, Jobs 5) but max_connections is %s. Lower the "
+                 "replicas, threads or concurrency, raise max_connections, or put PgBouncer in front"
+                 % (size["worst"], size["web_pods"], v.get("mastodon_web_concurrency"), v.get("mastodon_web_max_threads"),
+                    size["streaming_pods"], v.get("mastodon_streaming_db_pool"), size["sidekiq_connections"], limit))
+    if _bool(v.get("mastodon_owner_enabled")):
+        if not OWNER_RE.match(str(v.get("mastodon_owner_username") or "")):
+            p.append("mastodon_owner_username: mastodon_owner_enabled needs a user name of letters, digits and '_' "
+                     "(at most 30)")
+        if not EMAIL_RE.match(str(v.get("mastodon_owner_email") or "")):
+            p.append("mastodon_owner_email: mastodon_owner_enabled needs an e-mail address")
+    if v.get("mastodon_routing") == "httproute" and not v.get("mastodon_httproute_parent_refs"):
+        p.append("mastodon_httproute_parent_refs: mastodon_routing 'httproute' needs the Gateway, for example "
+                 "[{name: public, namespace: gateway, sectionName: https}]")
+    if not v.get("mastodon_routing_hosts"):
+        p.append("mastodon_routing_hosts: may not be empty")
+    return p
+
+
+def settings(v):
+    """Everything the role derives from its settings before it reads the cluster."""
+    size = sizing(v)
+    instance = v["mastodon_instance"]
+    owner = re.sub(r"^-|-$", "", re.sub(r"[^a-z0-9]+", "-", str(v.get("mastodon_owner_username") or "").lower()))
+    problems = []
+    for check in (inputs.check_identity, inputs.check_version, inputs.check_sidekiq):
+        problems.extend(check(v))
+    problems.extend(role_problems(v, size))
+    return dict(version_slug=inputs.version_slug(v["mastodon_version"]), owner_job_name="%s-owner-%s" % (instance, owner),
+                sizing=size, managed_set=",".join(managed_set(v)), problems=problems)
+
+
+def _owned_replicas(deployment):
+    for entry in (deployment.get("metadata") or {}).get("managedFields") or []:
+        if entry.get("manager") == FIELD_MANAGER and entry.get("operation") == "Apply":
+            if "f:replicas" in ((entry.get("fieldsV1") or {}).get("f:spec") or {}):
+                return True
+    return False
+
+
+def job_state(job):
+    conditions = [c.get("type") for c in (job.get("status") or {}).get("conditions") or [] if c.get("status") == "True"]
+    return "Complete" if "Complete" in conditions else ("Failed" if "Failed" in conditions else "Running")
+
+
+def version_change(running, wanted, v):
+    """(problem or None, otp_auto) for going from ``running`` to ``wanted``."""
+    have, want = parse_version(running or ""), parse_version(wanted or "")
+    instance = v["mastodon_instance"]
+    # from before 4.3 to anything else: OTP_SECRET goes to the pods for the two-factor migration
+    otp_auto = have is not None and have[:3] < (4, 3, 0) and (want is None or want[:3] != have[:3])
+    if have is None or want is None or not _bool(v.get("mastodon_version_guard", True)):
+        return None, otp_auto
+    if compare_versions(want, have) < 0 and not _bool(v.get("mastodon_allow_downgrade")):
+        return ("mastodon_version: %s runs Mastodon %s and mastodon_version asks for %s: that is a downgrade. Migrations are "
+                "not reverted, so the old code may not run on the newer schema. Restore a backup, or set "
+                "mastodon_allow_downgrade=true if you know the schema is compatible" % (instance, running, wanted)), otp_auto
+    if skips_minor(have, want):
+        return ("mastodon_version: %s runs Mastodon %s; going straight to %s skips a minor series. Deploy the latest "
+                "release of %d.%d.x first (every minor series must run its migrations), then this version. "
+                "mastodon_version_guard=false disables this check" % (instance, running, wanted, have[0], have[1] + 1)), otp_auto
+    return None, otp_auto
+
+
+def cluster_state(live, v):
+    """What runs now, from ``live`` = dict(deployments, record, jobs) as the API server returned them."""
+    instance = v["mastodon_instance"]
+    deployments = live.get("deployments") or []
+    record = live.get("record") or {}
+    jobs = live.get("jobs") or []
+    web = next((d for d in deployments if (d.get("metadata") or {}).get("name") == instance + "-web"), None)
+    annotations = ((web or {}).get("metadata") or {}).get("annotations") or {}
+    image = next((c.get("image") for c in (((web or {}).get("spec") or {}).get("template") or {}).get("spec", {}).get("containers", [])
+                  if c.get("name") == "web"), "") or ""
+    running = annotations.get(VERSION_ANNOTATION) or (image.split(":")[-1] if ":" in image else "") or record.get("deployed_version") or ""
+    targets = hpa_targets(v)
+    problem, otp_auto = version_change(running, v.get("mastodon_version"), v)
+    return dict(
+        first_install=web is None and not record.get("deployed_version"),
+        running_version=running,
+        replicas_handover=[dict(name=d["metadata"]["name"], replicas=(d.get("spec") or {}).get("replicas"))
+                           for d in deployments if d["metadata"]["name"] in targets and _owned_replicas(d)],
+        managed_previous=[x for x in (annotations.get(MANAGED_ANNOTATION) or "").split(",") if x],
+        jobs=dict((j["metadata"]["name"], job_state(j)) for j in jobs),
+        search_deploy_ever=any(j["metadata"]["name"].startswith(instance + "-search-deploy-") for j in jobs),
+        version_problem=problem,
+        otp_auto=otp_auto,
+    )
