@@ -26,6 +26,8 @@ import re
 import secrets
 import string
 
+from ansible_collections.fediverse.mastodon.plugins.module_utils import instance_record
+
 try:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives import serialization
@@ -212,13 +214,19 @@ MIN_SECRET_KEY_BASE = 64
 MIN_AR_KEY = 32
 
 
+NEWEST = (99999, 0)  # a custom image tag is taken to be current Mastodon
+
+
 def parse_version(version):
-    """(major, minor) of a Mastodon version such as ``4.6.3`` or ``v4.3.0-beta.1``."""
-    match = re.match(r"^v?(\d+)\.(\d+)(\.\d+)?([-+.][0-9A-Za-z.+-]*)?$", str(version).strip())
-    if not match:
-        raise SecretFormatError("mastodon_version must look like 4.6.3 (optionally with a leading v), not %r"
-                                % (version,))
-    return int(match.group(1)), int(match.group(2))
+    """(major, minor) of a Mastodon version, with the collection's one version parser
+    (instance_record.parse_version). A custom image tag (``main-nightly``, allowed with
+    mastodon_version_guard=false) counts as the newest Mastodon."""
+    parsed = instance_record.parse_version(version)
+    if parsed is not None:
+        return parsed[0], parsed[1]
+    if instance_record.valid_image_tag(version):
+        return NEWEST
+    raise SecretFormatError("mastodon_version must be a release like v4.6.3 or a container image tag, not %r" % (version,))
 
 
 def mastodon_secret_names(version, legacy_otp_secret=False):

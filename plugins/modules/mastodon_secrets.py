@@ -36,6 +36,8 @@ options:
   mastodon_version:
     description:
       - The Mastodon version being deployed, for example C(4.6.3). It decides the required set.
+      - A custom image tag (for example C(main-nightly), which the mastodon role allows with
+        C(mastodon_version_guard=false)) counts as the newest Mastodon.
       - Before 4.3, C(SECRET_KEY_BASE), C(OTP_SECRET) and the VAPID pair.
       - From 4.3 on, C(SECRET_KEY_BASE), the VAPID pair and the three C(ACTIVE_RECORD_ENCRYPTION_*)
         keys (Mastodon aborts at boot without them).

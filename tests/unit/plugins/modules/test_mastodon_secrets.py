@@ -136,7 +136,7 @@ def test_warns_when_the_task_lacks_no_log(capsys):
 
 @pytest.mark.parametrize("args,fragment", [
     (dict(mastodon_version="4.6.3"), "Set namespace and name (Kubernetes mode), or existing"),
-    (dict(mastodon_version="latest", existing={}), "mastodon_version must look like 4.6.3"),
+    (dict(mastodon_version="not a tag", existing={}), "mastodon_version must be a release like v4.6.3 or a container image tag"),
     (dict(mastodon_version="4.6.3", existing={}, namespace="x", name="y"), "mutually exclusive"),
     (dict(mastodon_version="4.6.3", namespace="x"), "name"),
     (dict(mastodon_version="4.6.3", existing={}, rotate=["DB_PASS"]), "rotate: DB_PASS is not one of the required"),
