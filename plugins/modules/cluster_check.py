@@ -133,7 +133,7 @@ EXAMPLES = r'''
       - name: null
         variables: [minio_storage_class]
     read_deployments: [social-web]
-    variables: {namespace: mastodon_namespace, kubeconfig: mastodon_kubeconfig}
+    variables: {namespace: mastodon_namespace, kubeconfig: mastodon_k8s_kubeconfig}
     fail_on_problem: false
   register: cluster
 '''

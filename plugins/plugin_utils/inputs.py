@@ -258,7 +258,8 @@ def check_smtp(v):
 
 def check_cluster_access(v):
     p = []
-    for name in ("mastodon_k8s_kubeconfig", "mastodon_kubeconfig", "preflight_kubeconfig"):
+    for name in ("mastodon_k8s_kubeconfig", "preflight_kubeconfig", "postgresql_kubeconfig", "redis_kubeconfig",
+                 "elasticsearch_kubeconfig", "minio_kubeconfig"):
         value = v.get(name)
         if value is not None and not isinstance(value, str):
             p.append("%s: must be the path of a kubeconfig file; an inline kubeconfig would be copied into facts and "

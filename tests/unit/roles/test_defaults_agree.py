@@ -73,3 +73,14 @@ def test_the_readme_tables_state_the_same_defaults(role):
             if not same(yaml.safe_load(stated) if stated else stated, actual) and not same(stated, actual):
                 disagree.append("%s: README `%s`, defaults %r" % (match.group(1), stated, actual))
     assert disagree == []
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_cluster_is_named_in_one_place(role):
+    """Every role's kubeconfig and context follow mastodon_k8s_kubeconfig and mastodon_k8s_context."""
+    defaults = load(role, "defaults", "main.yml")
+    for name, value in defaults.items():
+        if name.endswith("_kubeconfig") and name != "mastodon_k8s_kubeconfig":
+            assert value == "{{ mastodon_k8s_kubeconfig | default(none) }}", name
+        if name.endswith(("_kube_context", "_k8s_context")) and name != "mastodon_k8s_context":
+            assert value == "{{ mastodon_k8s_context | default(none) }}", name
