@@ -86,6 +86,8 @@ class ControllerModule:
         self._deprecations.append(msg)
 
     def _finish(self, result):
+        # like AnsibleModule: the arguments as the module saw them, no_log values masked below
+        result.setdefault("invocation", {"module_args": self.params})
         if self._warnings:
             result["warnings"] = list(result.get("warnings") or []) + self._warnings
         if self._deprecations:
