@@ -19,6 +19,8 @@ import pytest
 
 from ansible_run import run_module
 
+NAMESPACE_PREFIX = "it-gensecret"
+
 ENV = {"ANSIBLE_PYTHON_INTERPRETER": sys.executable}
 pytestmark = pytest.mark.skipif(not os.environ.get("KUBECONFIG"),
                                 reason="lab Kubernetes not configured: run `eval $(make -s lab-env)` (KUBECONFIG)")
@@ -29,25 +31,6 @@ KEYS = {
 }
 PATTERNS = {"postgres-password": r"^[A-Za-z0-9]{32}$", "replication-password": r"^[0-9a-f]{64}$",
             "token": r"^[A-Za-z0-9_-]{40}$"}
-
-
-@pytest.fixture(scope="module")
-def kubernetes():
-    return pytest.importorskip("kubernetes")
-
-
-@pytest.fixture(scope="module")
-def core(kubernetes):
-    kubernetes.config.load_kube_config()
-    return kubernetes.client.CoreV1Api()
-
-
-@pytest.fixture(scope="module")
-def namespace(core):
-    name = "it-gensecret-%s" % uuid.uuid4().hex[:8]
-    core.create_namespace({"metadata": {"name": name}})
-    yield name
-    core.delete_namespace(name)
 
 
 def read(core, namespace, name):

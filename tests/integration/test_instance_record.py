@@ -21,6 +21,7 @@ import pytest
 from ansible_run import run_module
 
 pytestmark = pytest.mark.lab
+NAMESPACE_PREFIX = "it-record"
 
 ENV = {"ANSIBLE_PYTHON_INTERPRETER": sys.executable}
 AUDIT_LOG = os.environ.get("LAB_AUDIT_LOG")
@@ -32,27 +33,6 @@ VARIABLES = {"version": "mastodon_version", "local_domain": "mastodon_local_doma
              "s3_bucket": "mastodon_s3_bucket", "s3_endpoint": "minio_external_endpoint",
              "db_name": "postgresql_database", "db_user": "postgresql_username"}
 TEARDOWN_SELECTOR = "app.kubernetes.io/instance=%s,app.kubernetes.io/managed-by=fediverse.mastodon"
-
-
-@pytest.fixture(scope="module")
-def kubernetes():
-    if not os.environ.get("KUBECONFIG") or not AUDIT_LOG:
-        pytest.skip("needs the lab: eval \"$(make -s lab-env)\" (KUBECONFIG, LAB_AUDIT_LOG)")
-    return pytest.importorskip("kubernetes")
-
-
-@pytest.fixture(scope="module")
-def core(kubernetes):
-    kubernetes.config.load_kube_config()
-    return kubernetes.client.CoreV1Api()
-
-
-@pytest.fixture(scope="module")
-def namespace(core):
-    name = "it-record-%s" % uuid.uuid4().hex[:8]
-    core.create_namespace({"metadata": {"name": name}})
-    yield name
-    core.delete_namespace(name)
 
 
 @pytest.fixture(scope="module")

@@ -15,11 +15,12 @@ import json
 import os
 import sys
 import threading
-import uuid
 
 import pytest
 
 from ansible_run import run_module, run_playbook
+
+NAMESPACE_PREFIX = "it-msecrets"
 
 ENV = {"ANSIBLE_PYTHON_INTERPRETER": sys.executable}
 AR = ["ACTIVE_RECORD_ENCRYPTION_DETERMINISTIC_KEY", "ACTIVE_RECORD_ENCRYPTION_KEY_DERIVATION_SALT",
@@ -106,21 +107,6 @@ def test_offline_mode_failure_names_the_secret_not_the_value():
 
 needs_lab = pytest.mark.skipif(not os.environ.get("KUBECONFIG"),
                                reason="lab Kubernetes not configured: run `eval $(make -s lab-env)` (KUBECONFIG)")
-
-
-@pytest.fixture(scope="module")
-def core():
-    kubernetes = pytest.importorskip("kubernetes")
-    kubernetes.config.load_kube_config()
-    return kubernetes.client.CoreV1Api()
-
-
-@pytest.fixture(scope="module")
-def namespace(core):
-    name = "it-msecrets-%s" % uuid.uuid4().hex[:8]
-    core.create_namespace({"metadata": {"name": name}})
-    yield name
-    core.delete_namespace(name)
 
 
 def read(core, namespace, name):
