@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: fediverse.mastodon contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Fixtures the integration tests share: the lab's API server, a fresh namespace, the S3 lab.
+"""Fixtures the integration tests share: the lab's API server, a fresh namespace, the S3 lab
+(``lab``; a module may define its own ``lab`` for another peer).
 
 Each skips with the command that provides what is missing; under CI=true a skip is a failure
 (tests/conftest.py).
@@ -43,7 +44,7 @@ def namespace(core, request):
 
 
 @pytest.fixture(scope="module")
-def s3_lab():
+def lab():
     """The lab's S3 server (Ceph RGW): endpoint and admin keys."""
     missing = [n for n in S3_ENV if not os.environ.get(n)]
     if missing:

@@ -580,15 +580,6 @@ def test_module_fail_on_problem_false_returns_the_problems():
 SECRET_NAME = "lab-credentials"
 
 
-@pytest.fixture(scope="module")
-def core():
-    if not os.environ.get("KUBECONFIG"):
-        pytest.skip("lab Kubernetes not configured: run `eval $(make -s lab-env)` (KUBECONFIG)")
-    kubernetes = pytest.importorskip("kubernetes")
-    kubernetes.config.load_kube_config()
-    return kubernetes.client.CoreV1Api()
-
-
 def lab_credentials():
     """The lab's credentials as Secret data (name -> value)."""
     url = urlsplit(REDIS_URL)

@@ -28,19 +28,9 @@ from botocore.exceptions import ClientError  # noqa: E402
 from ansible_collections.fediverse.mastodon.plugins.module_utils.ceph_admin import CephAdmin, s3_keys  # noqa: E402
 from ansible_collections.fediverse.mastodon.plugins.module_utils.s3 import S3Connection  # noqa: E402
 
-ENV_NAMES = ("LAB_S3_ENDPOINT", "LAB_S3_ACCESS_KEY", "LAB_S3_SECRET_KEY")
 RUN_ENV = {"ANSIBLE_PYTHON_INTERPRETER": sys.executable}
 
 pytestmark = pytest.mark.lab
-
-
-@pytest.fixture(scope="module")
-def lab():
-    missing = [n for n in ENV_NAMES if not os.environ.get(n)]
-    if missing:
-        pytest.skip("no S3 server: %s not set (eval \"$(make -s lab-env)\")" % ", ".join(missing))
-    return dict(endpoint=os.environ["LAB_S3_ENDPOINT"], access_key=os.environ["LAB_S3_ACCESS_KEY"],
-                secret_key=os.environ["LAB_S3_SECRET_KEY"])
 
 
 def s3_client(lab, access_key, secret_key):
