@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: fediverse.mastodon contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""plugin_utils/in_process.py: a module's main() run in the controller process behaves like the
+"""plugin_utils/controller_module.py (used by in_process.py): a module's main() run in the controller process behaves like the
 same main() run by AnsibleModule (validation, defaults, env fallbacks, no_log masking)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.testing import patch_module_args
-from ansible_collections.fediverse.mastodon.plugins.plugin_utils.in_process import run_main
+from ansible_collections.fediverse.mastodon.plugins.plugin_utils.controller_module import run_main
 
 SPEC = dict(
     name=dict(type="str", required=True),
