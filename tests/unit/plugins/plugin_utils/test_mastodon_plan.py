@@ -96,10 +96,9 @@ def test_version_change(running, wanted, extra, problem, otp):
 
 
 def test_cluster_state_of_a_running_instance():
-    web = {"metadata": {"name": "social-web", "annotations": {plan.VERSION_ANNOTATION: "v4.6.3",
-                                                                plan.MANAGED_ANNOTATION: "Ingress/social-mastodon,CronJob/x"},
-                        "managedFields": [{"manager": plan.FIELD_MANAGER, "operation": "Apply",
-                                           "fieldsV1": {"f:spec": {"f:replicas": {}}}}]},
+    annotations = {plan.VERSION_ANNOTATION: "v4.6.3", plan.MANAGED_ANNOTATION: "Ingress/social-mastodon,CronJob/x"}
+    owned = [{"manager": plan.FIELD_MANAGER, "operation": "Apply", "fieldsV1": {"f:spec": {"f:replicas": {}}}}]
+    web = {"metadata": {"name": "social-web", "annotations": annotations, "managedFields": owned},
            "spec": {"replicas": 3}}
     jobs = [{"metadata": {"name": "social-db-migrate-post-v4-6-3"}, "status": {"conditions": [{"type": "Complete", "status": "True"}]}},
             {"metadata": {"name": "social-search-deploy-v4-6-3"}, "status": {"conditions": [{"type": "Failed", "status": "True"}]}},
