@@ -208,14 +208,21 @@ def check_server_versions(v):
     return p
 
 
+def worker_pods(worker):
+    """Sidekiq pods of one worker at full scale: its replicas, or its HPA maximum."""
+    hpa = worker.get("hpa") or {}
+    if as_bool(hpa.get("enabled")):
+        return int(hpa.get("max_replicas") or 4)
+    return int(worker.get("replicas") if worker.get("replicas") is not None else 1)
+
+
 def scheduler_count(workers):
     """How many sidekiq processes serve the scheduler queue (replicas, or the HPA maximum), and which."""
     count, detail = 0, []
     for w in workers or []:
         if not isinstance(w, dict):
             continue
-        hpa = w.get("hpa") or {}
-        pods = int((hpa.get("max_replicas") or 4) if as_bool(hpa.get("enabled")) else (w.get("replicas") if w.get("replicas") is not None else 1))
+        pods = worker_pods(w)
         queues = [str(q).split(",", maxsplit=1)[0] for q in (w.get("queues") or [])]
         if "scheduler" in queues:
             count += pods

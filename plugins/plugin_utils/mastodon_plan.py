@@ -37,15 +37,10 @@ def _pods(enabled, maximum, replicas):
 
 def sizing(v):
     """Pods and database connections at full scale (replicas, or the HPA maximum)."""
-    out = dict(scheduler_count=0, scheduler_detail=[], sidekiq_connections=0)
-    for worker in v.get("mastodon_sidekiq_workers") or []:
-        hpa = worker.get("hpa") or {}
-        pods = int((hpa.get("max_replicas") or 4) if _bool(hpa.get("enabled")) else (worker.get("replicas") or 1))
-        out["sidekiq_connections"] += pods * int(worker.get("concurrency") or 25)
-        if "scheduler" in [str(q).split(",", 1)[0] for q in worker.get("queues") or []]:
-            out["scheduler_count"] += pods
-            out["scheduler_detail"].append("%s (%d %s)" % (worker.get("name"), pods, "pods at HPA maximum"
-                                                           if _bool(hpa.get("enabled")) else "replicas"))
+    workers = v.get("mastodon_sidekiq_workers") or []
+    count, detail = inputs.scheduler_count(workers)
+    out = dict(scheduler_count=count, scheduler_detail=detail,
+               sidekiq_connections=sum(inputs.worker_pods(w) * int(w.get("concurrency") or 25) for w in workers))
     web = _pods(v.get("mastodon_web_hpa_enabled"), v.get("mastodon_web_hpa_max_replicas"), v.get("mastodon_web_replicas"))
     streaming = _pods(v.get("mastodon_streaming_hpa_enabled"), v.get("mastodon_streaming_hpa_max_replicas"),
                       v.get("mastodon_streaming_replicas"))
