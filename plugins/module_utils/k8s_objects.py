@@ -211,13 +211,17 @@ class KubeRest(object):
         self.requests = []
 
     def call(self, method, path, body=None, query=None, content_type="application/json", accept="application/json"):
+        raw = self.call_raw(method, path, body=body, query=query, content_type=content_type, accept=accept)
+        return json.loads(raw) if raw else {}
+
+    def call_raw(self, method, path, body=None, query=None, content_type="application/json", accept="application/json"):
+        """The response body as bytes (a pod's log is text, not JSON)."""
         self.requests.append((method, path))
         headers = {"Accept": accept, "Content-Type": content_type}
         response = self.api.call_api(path, method, query_params=list(query or []), header_params=headers,
                                      body=body, auth_settings=["BearerToken"], _preload_content=False,
                                      _return_http_data_only=True)
-        raw = response.data
-        return json.loads(raw) if raw else {}
+        return response.data
 
     def resource(self, api_version, kind):
         group, version = split_api_version(api_version)
@@ -279,8 +283,8 @@ class KubeRest(object):
         return self.call("PATCH", path, body=body, query=query,
                          content_type="application/apply-patch+yaml")
 
-    def delete(self, path, dry_run=False):
-        query = [("propagationPolicy", "Background")]
+    def delete(self, path, dry_run=False, propagation="Background"):
+        query = [("propagationPolicy", propagation)]
         if dry_run:
             query.append(("dryRun", "All"))
         try:
@@ -292,9 +296,13 @@ class KubeRest(object):
             raise
 
 
-def ensure_object(rest, definition, state, field_manager, check_mode):
+def ensure_object(rest, definition, state, field_manager, check_mode, force_apply=False):
     """Converge one object. Returns (action, before, after) with action one of
-    created, updated, unchanged, deleted, absent."""
+    created, updated, unchanged, deleted, absent.
+
+    ``force_apply`` sends the apply even when the live object already holds the desired values,
+    so that ``field_manager`` takes the fields over (the replicas handover to an HPA); it is
+    reported as updated only when the ownership really changed."""
     definition = secret_string_data_to_data(definition)
     meta = definition["metadata"]
     group, dummy = split_api_version(definition["apiVersion"])
@@ -311,15 +319,28 @@ def ensure_object(rest, definition, state, field_manager, check_mode):
         return "created", None, after
     if (group, definition["kind"]) in IMMUTABLE_KINDS:
         return "unchanged", live, live
-    if is_subset(definition, live) and not owned_field_dropped(definition, live, field_manager):
+    if force_apply:
+        after = rest.apply(path, definition, field_manager, dry_run=check_mode)
+        owners = [_managers(live), _managers(after)]
+        return ("unchanged" if owners[0] == owners[1] and _same_object(after, live) else "updated"), live, after
+    dropped = owned_field_dropped(definition, live, field_manager)
+    if is_subset(definition, live) and not dropped:
         return "unchanged", live, live
     # The quick comparison saw a difference; ask the server what an apply would produce, so a
-    # difference that is only a server-side default or normalisation does not cause a write.
+    # difference that is only a server-side default or normalisation does not cause a write. A
+    # dropped field that another manager also owns keeps its value: then only the ownership
+    # changes, and that is written too (the field must stop being ours).
     preview = rest.apply(path, definition, field_manager, dry_run=True)
-    if _same_object(preview, live):
+    if _same_object(preview, live) and not (dropped and _managers(preview) != _managers(live)):
         return "unchanged", live, live
     after = preview if check_mode else rest.apply(path, definition, field_manager)
     return "updated", live, after
+
+
+def _managers(obj):
+    """Which manager owns which fields, without the timestamps."""
+    return sorted((m.get("manager"), m.get("operation"), json.dumps(m.get("fieldsV1"), sort_keys=True))
+                  for m in (obj.get("metadata") or {}).get("managedFields") or [])
 
 
 def _strip_volatile(obj):

@@ -65,6 +65,14 @@ options:
       - The server-side apply field manager.
     type: str
     default: fediverse-mastodon
+  force_apply:
+    description:
+      - Send the apply even when the live objects already hold the desired values, so that
+        O(field_manager) takes those fields over. The mastodon role uses it to hand a Deployment's
+        replicas over before an HPA manages them.
+      - Reported as changed only when the field ownership or the object really changed.
+    type: bool
+    default: false
   generated_secrets:
     description:
       - Secrets whose values are generated once, in the cluster, and kept on every later run
@@ -95,6 +103,8 @@ options:
       - On a timeout, or when a Job fails, the task fails with one line per object that is not
         ready, the state of its pods and the namespace's recent events.
       - Skipped in check mode, where nothing rolls out.
+      - With O(run_lock), every poll renews the run's lock when it is due, so that it outlives a
+        long rollout; the wait fails when another run took the lock over.
     type: bool
     default: false
   wait_timeout:
@@ -173,7 +183,7 @@ import copy
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.fediverse.mastodon.plugins.module_utils import k8s_secret, k8s_wait
+from ansible_collections.fediverse.mastodon.plugins.module_utils import k8s_secret, k8s_wait, run_lock
 from ansible_collections.fediverse.mastodon.plugins.module_utils.k8s_client import (
     HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR, K8S_AUTH_ARG_SPEC, RUN_LOCK_ARG_SPEC, build_api_client)
 from ansible_collections.fediverse.mastodon.plugins.module_utils.k8s_objects import (
@@ -223,9 +233,15 @@ def wait_for(module, rest, definitions, objects):
             lines.extend(k8s_wait.describe_events(events))
         return lines
 
+    def keep_lock():
+        try:
+            run_lock.keep(rest.api, module.params["run_lock"])
+        except run_lock.lease.LeaseError as exc:
+            module.fail_json(msg="stopped waiting: %s" % exc, objects=objects)
+
     timeout = module.params["wait_timeout"]
     try:
-        k8s_wait.wait_until_ready(lambda t: rest.get(t["path"]), targets, timeout, explain)
+        k8s_wait.wait_until_ready(lambda t: rest.get(t["path"]), targets, timeout, explain, tick=keep_lock)
     except k8s_wait.WaitTimeout as exc:
         first, rest_lines = (str(exc).split("\n", 1) + [""])[:2]
         variable = module.params["wait_timeout_variable"]
@@ -244,6 +260,7 @@ def main(module_class=AnsibleModule):
         namespace=dict(type="str"),
         state=dict(type="str", choices=["present", "absent"], default="present"),
         field_manager=dict(type="str", default="fediverse-mastodon"),
+        force_apply=dict(type="bool", default=False),
         generated_secrets=dict(type="list", elements="dict", default=[], no_log=False, options=dict(
             name=dict(type="str", required=True),
             keys=dict(type="dict", required=True, no_log=False),
@@ -292,8 +309,8 @@ def main(module_class=AnsibleModule):
         meta = definition["metadata"]
         ident = "%s/%s%s" % (definition["kind"], meta.get("namespace") + "/" if meta.get("namespace") else "", meta["name"])
         try:
-            action, live, result = ensure_object(rest, definition, module.params["state"],
-                                                 module.params["field_manager"], module.check_mode)
+            action, live, result = ensure_object(rest, definition, module.params["state"], module.params["field_manager"],
+                                                 module.check_mode, force_apply=module.params["force_apply"])
         except LookupError as exc:
             module.fail_json(msg="%s: %s" % (ident, exc), objects=objects)
         except Exception as exc:  # ApiException, or a connection error of urllib3

@@ -25,6 +25,16 @@ OWNER_RE = re.compile(r"^[A-Za-z0-9_]{1,30}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
 MANAGED_ANNOTATION = "mastodon.fediverse/managed-objects"
 VERSION_ANNOTATION = "mastodon.fediverse/version"
+# apiVersion of each kind in managed_set, for deleting what an instance no longer uses
+MANAGED_API_VERSIONS = {
+    "Deployment": "apps/v1",
+    "HorizontalPodAutoscaler": "autoscaling/v2",
+    "PodDisruptionBudget": "policy/v1",
+    "CronJob": "batch/v1",
+    "Ingress": "networking.k8s.io/v1",
+    "HTTPRoute": "gateway.networking.k8s.io/v1",
+    "NetworkPolicy": "networking.k8s.io/v1",
+}
 
 
 def _bool(value):
@@ -174,13 +184,29 @@ def cluster_state(live, v):
     running = annotations.get(VERSION_ANNOTATION) or (image.split(":")[-1] if ":" in image else "") or record.get("deployed_version") or ""
     targets = hpa_targets(v)
     problem, otp_auto = version_change(running, v.get("mastodon_version"), v)
+    first_install = web is None and not record.get("deployed_version")
+    handover = [dict(name=d["metadata"]["name"], replicas=(d.get("spec") or {}).get("replicas"))
+                for d in deployments if d["metadata"]["name"] in targets and _owned_replicas(d)]
+    previous = [x for x in (annotations.get(MANAGED_ANNOTATION) or "").split(",") if x]
+    wanted = set(managed_set(v))
+    job_states = dict((j["metadata"]["name"], job_state(j)) for j in jobs)
+    slug = inputs.version_slug(v["mastodon_version"])
+    # a version counts as migrated when its db:prepare or its post-deploy migration Job completed
+    migrated = any(job_states.get("%s-%s-%s" % (instance, kind, slug)) == "Complete" for kind in ("db-prepare", "db-migrate-post"))
     return dict(
-        first_install=web is None and not record.get("deployed_version"),
+        first_install=first_install,
         running_version=running,
-        replicas_handover=[dict(name=d["metadata"]["name"], replicas=(d.get("spec") or {}).get("replicas"))
-                           for d in deployments if d["metadata"]["name"] in targets and _owned_replicas(d)],
-        managed_previous=[x for x in (annotations.get(MANAGED_ANNOTATION) or "").split(",") if x],
-        jobs=dict((j["metadata"]["name"], job_state(j)) for j in jobs),
+        replicas_handover=handover,
+        # the Deployments whose replicas an HPA takes over, as objects for the handover field manager
+        handover_objects=[dict(apiVersion="apps/v1", kind="Deployment", metadata=dict(name=h["name"]),
+                               spec=dict(replicas=h["replicas"])) for h in handover],
+        managed_previous=previous,
+        # the optional objects of the last run that these settings no longer want
+        stale_objects=[dict(apiVersion=MANAGED_API_VERSIONS[ref.split("/")[0]], kind=ref.split("/")[0],
+                            metadata=dict(name=ref.split("/")[-1]))
+                       for ref in previous if ref not in wanted and ref.split("/")[0] in MANAGED_API_VERSIONS],
+        migrate=not first_install and not migrated,
+        jobs=job_states,
         search_deploy_ever=any(j["metadata"]["name"].startswith(instance + "-search-deploy-") for j in jobs),
         version_problem=problem,
         otp_auto=otp_auto,

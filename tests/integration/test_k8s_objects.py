@@ -232,3 +232,30 @@ def test_the_module_process_path_gives_the_same_result(namespace):
     for key in ("objects", "changed", "changed_objects", "generated_secrets", "invocation"):
         assert as_module[key] == in_process[key], key
     assert [e for e in our_requests(since, namespace) if e["verb"] in MUTATING] == []
+
+
+def test_force_apply_hands_a_field_over_to_another_manager(namespace):
+    first, dummy = apply(namespace, [namespace_object(namespace), deployment("scaled")])
+    assert not first.get("failed"), first
+    handover = [{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "scaled"}, "spec": {"replicas": 1}}]
+    # without force_apply the values already match: nothing is sent, the ownership stays
+    quiet, dummy = apply(namespace, handover, field_manager="it-handover")
+    assert not quiet.get("failed") and not quiet["changed"], quiet
+
+    def owners():
+        fields = json.loads(kubectl("get", "deployment", "scaled", "-n", namespace, "-o", "json", "--show-managed-fields"))
+        return sorted(m["manager"] for m in fields["metadata"]["managedFields"]
+                      if "f:replicas" in (m.get("fieldsV1") or {}).get("f:spec", {}))
+    assert owners() == ["fediverse-mastodon"]
+    since = audit_offset()
+    taken, dummy = apply(namespace, handover, field_manager="it-handover", force_apply=True)
+    assert not taken.get("failed") and taken["changed"], taken
+    assert owners() == ["fediverse-mastodon", "it-handover"]
+    assert [e["verb"] for e in our_requests(since, namespace) if e["verb"] in MUTATING] == ["patch"]
+    # the main manager drops replicas: the value stays, now owned by the handover manager alone
+    without = deployment("scaled")
+    del without["spec"]["replicas"]
+    dropped, dummy = apply(namespace, [without])
+    assert not dropped.get("failed"), dropped
+    assert owners() == ["it-handover"]
+    assert kubectl("get", "deployment", "scaled", "-n", namespace, "-o", "jsonpath={.spec.replicas}") == "1"

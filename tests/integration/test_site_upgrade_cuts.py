@@ -19,8 +19,8 @@ ansible-playbook process, so their waits overlap), each through its own sequence
   molsite-up2  killed in the middle of the rollout: once the pre-deploy Job is Complete, the test
                puts a ResourceQuota `pods: 0` in the namespace (the lab's pods are ready at once,
                so without it a rollout takes a fraction of a second), so the new pods cannot be
-               created; the run is killed while it polls in "Wait for every Deployment", the quota
-               is then removed. A plain rerun is refused first: the killed run's lock is live.
+               created; the run is killed while it polls in the rollout's apply-and-wait step,
+               the quota is then removed. A plain rerun is refused first: the killed run's lock is live.
                The rerun with mastodon_lock_break converges; one more run is a no-op.
   molsite-up3  a rollout that cannot finish: mastodon_rollout_timeout=2 and a web nodeSelector no
                node of the lab satisfies (the new web pod stays Pending); the run fails, saying so,
@@ -81,7 +81,7 @@ UPGRADE = os.path.join(REPO, "playbooks", "upgrade.yml")
 POLL = 0.2  # seconds between two looks at the API while waiting for a cut point
 FAIL_LABEL = {"lab.fediverse/fail": "true"}
 NO_NODE = {"lab.fediverse/no-such-node": "true"}  # no node of the lab has this label
-WAIT_DEPLOYMENTS = "TASK [fediverse.mastodon.mastodon : Wait for every Deployment]"
+WAIT_DEPLOYMENTS = "TASK [fediverse.mastodon.mastodon : Apply the Deployments and their configuration, and wait for the rollout]"
 LOCK_BREAK = ("-e", "mastodon_lock_break=true")
 
 
@@ -422,8 +422,9 @@ def scenario_rollout_timeout_then_cut_post(p):
     p.facts["failed_run"] = recap(out, p.ns)
     assert rc != 0 and recap(out, p.ns)["failed"] == 1, "%s: the run with a stuck rollout did not fail (rc %d):\n%s" % (
         p.ns, rc, out[-6000:])
-    assert "The rollout of %s did not finish within 2s (mastodon_rollout_timeout)." % p.ns in out, out[-6000:]
-    assert re.search(r"Pod %s-web-\S+: Pending; PodScheduled=False Unschedulable;" % re.escape(p.ns), out), (
+    assert re.search(r"not ready within 2s: [^\n]*Deployment %s/%s-web \([^\n]*\(mastodon_rollout_timeout\)" % (p.ns, p.ns), out), (
+        "the failure does not name the web Deployment and mastodon_rollout_timeout:\n" + out[-6000:])
+    assert re.search(r"- pod %s-web-\S+: phase=Pending; PodScheduled=False \(Unschedulable" % re.escape(p.ns), out), (
         "the failure does not show the unschedulable web pod:\n" + out[-6000:])
     state = p.cluster.state(p.ns)
     p.facts["after_failure"] = state

@@ -110,6 +110,27 @@ def test_cluster_state_of_a_running_instance():
     assert state["jobs"] == {"social-db-migrate-post-v4-6-3": "Complete", "social-search-deploy-v4-6-3": "Failed",
                              "social-owner-admin": "Running"}
     assert state["search_deploy_ever"] is True and state["version_problem"] is None
+    assert state["handover_objects"] == [{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "social-web"},
+                                          "spec": {"replicas": 3}}]
+    # the Ingress is still wanted (mastodon_routing=ingress), the CronJob is not
+    assert state["stale_objects"] == [{"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "x"}}]
+    # v4.6.3's post-deploy migration completed: nothing to migrate
+    assert state["migrate"] is False
+
+
+@pytest.mark.parametrize("jobs,first,migrate", [
+    ([], False, True),                                              # an upgrade: nothing migrated this version yet
+    ([("social-db-migrate-pre-v4-6-3", "Complete")], False, True),  # pre done, post not yet
+    ([("social-db-prepare-v4-6-3", "Complete")], False, False),     # first install of this version prepared it
+    ([("social-db-migrate-post-v4-6-3", "Failed")], False, True),
+    ([("social-db-migrate-post-v4-6-2", "Complete")], False, True),  # another version's Job
+    ([], True, False),                                              # a first install runs db:prepare instead
+])
+def test_cluster_state_decides_whether_this_version_still_migrates(jobs, first, migrate):
+    live = [{"metadata": {"name": name}, "status": {"conditions": [{"type": cond, "status": "True"}]}} for name, cond in jobs]
+    record = {} if first else {"deployed_version": "v4.6.2"}
+    state = plan.cluster_state(dict(deployments=[], record=record, jobs=live), settings())
+    assert (state["first_install"], state["migrate"]) == (first, migrate)
 
 
 def test_cluster_state_of_a_torn_down_instance_keeps_its_version_from_the_record():
