@@ -2,11 +2,12 @@
 # Copyright: fediverse.mastodon contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filters mastodon_settings and mastodon_cluster_state: the mastodon role's decisions, in
-Python (plugin_utils/mastodon_plan.py)."""
+Python (plugin_utils/mastodon_plan.py); mastodon_container and mastodon_pod_spec: the pod parts
+the role's templates share (plugin_utils/mastodon_objects.py)."""
 
 from __future__ import annotations
 
-from ansible_collections.fediverse.mastodon.plugins.plugin_utils import mastodon_plan
+from ansible_collections.fediverse.mastodon.plugins.plugin_utils import mastodon_objects, mastodon_plan
 
 
 class FilterModule:
@@ -14,4 +15,6 @@ class FilterModule:
         return {
             "mastodon_settings": mastodon_plan.settings,
             "mastodon_cluster_state": mastodon_plan.cluster_state,
+            "mastodon_container": mastodon_objects.container,
+            "mastodon_pod_spec": mastodon_objects.pod_spec,
         }

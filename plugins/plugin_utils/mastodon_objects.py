@@ -1,0 +1,94 @@
+# -*- coding: utf-8 -*-
+# Copyright: fediverse.mastodon contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The parts that every Mastodon pod shares, built once in Python for the role's templates.
+
+The templates (roles/mastodon/templates/<group>.yml.j2, one per object group) write each object
+as YAML and take from here what web, streaming, sidekiq, the Jobs and the CronJob share: the
+container's environment and volumes, and the pod spec around it. ``s`` is the dict of role
+settings that the role passes as ``mastodon__pod_settings`` (roles/mastodon/vars/main.yml).
+
+Values are written the way the API server stores them (no empty fields), so the objects compare
+equal to the live ones on a rerun and nothing is sent.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.fediverse.mastodon.plugins.plugin_utils.inputs import as_bool
+
+
+def str_env(value):
+    """An environment value as the API server keeps it: a string, booleans as true/false."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return str(value)
+
+
+def env_list(env, extra):
+    """Container env: secretKeyRefs first, then the $(VAR) entries that use them, then per-process values."""
+    items = [dict(name=ref["name"], valueFrom=dict(secretKeyRef=dict(name=ref["secret"], key=ref["key"])))
+             for ref in env.get("refs") or []]
+    items += [dict(name=name, value=value) for name, value in (env.get("computed") or {}).items()]
+    items += [dict(name=name, value=str_env(value)) for name, value in (extra or {}).items() if value is not None]
+    return items
+
+
+def _uses_pvc(s):
+    return not as_bool(s["s3_enabled"])
+
+
+def _uses_es_ca(s):
+    return bool(s.get("elasticsearch_ca_secret")) and as_bool((s.get("elasticsearch_connection") or {}).get("enabled", False))
+
+
+def container(spec, s):
+    """One container from ``spec``: name, image, command, env (per-process values), resources,
+    env_name (the ConfigMap and Secret of its environment), with_volumes, and optional ports and
+    probes, which are kept as given."""
+    out = dict(name=spec["name"], image=spec["image"], imagePullPolicy=s["image_pull_policy"], command=list(spec["command"]),
+               envFrom=[dict(configMapRef=dict(name=spec["env_name"])), dict(secretRef=dict(name=spec["env_name"]))]
+               + list(s.get("extra_env_from") or []),
+               env=env_list(s["env"], spec.get("env")), securityContext=s["container_security_context"])
+    if spec.get("resources"):
+        out["resources"] = spec["resources"]
+    mounts = []
+    if spec.get("with_volumes") and _uses_pvc(s):
+        mounts.append(dict(name="system", mountPath="/opt/mastodon/public/system"))
+    if spec.get("with_volumes") and _uses_es_ca(s):
+        mounts.append(dict(name="es-ca", mountPath="/opt/mastodon/es-ca", readOnly=True))
+    mounts += list(s.get("extra_volume_mounts") or [])
+    if mounts:
+        out["volumeMounts"] = mounts
+    for key in ("ports", "startupProbe", "readinessProbe", "livenessProbe"):
+        if spec.get(key):
+            out[key] = spec[key]
+    return out
+
+
+def pod_spec(spec, s):
+    """The pod spec around ``spec['containers']``, with the scheduling fields that are set
+    (node_selector, tolerations, affinity, spread), the volumes when ``with_volumes``, and
+    ``extra`` (restartPolicy of a Job)."""
+    out = dict(serviceAccountName=s["service_account_name"], automountServiceAccountToken=False, enableServiceLinks=False,
+               securityContext=s["pod_security_context"], containers=spec["containers"])
+    out.update(spec.get("extra") or {})
+    if s.get("image_pull_secrets"):
+        out["imagePullSecrets"] = [dict(name=name) for name in s["image_pull_secrets"]]
+    for key, field in (("node_selector", "nodeSelector"), ("tolerations", "tolerations"), ("affinity", "affinity"),
+                       ("spread", "topologySpreadConstraints")):
+        if spec.get(key):
+            out[field] = spec[key]
+    volumes = []
+    if spec.get("with_volumes") and _uses_pvc(s):
+        volumes.append(dict(name="system", persistentVolumeClaim=dict(claimName=s["system_pvc_name"])))
+    if spec.get("with_volumes") and _uses_es_ca(s):
+        ca = s["elasticsearch_ca_secret"]
+        volumes.append(dict(name="es-ca", secret=dict(secretName=ca["name"], defaultMode=420, items=[dict(key=ca["key"], path="ca.crt")])))
+    volumes += list(s.get("extra_volumes") or [])
+    if volumes:
+        out["volumes"] = volumes
+    if s.get("host_aliases"):
+        out["hostAliases"] = s["host_aliases"]
+    return out
