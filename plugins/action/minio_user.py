@@ -6,7 +6,11 @@
 from __future__ import annotations
 
 from ansible_collections.fediverse.mastodon.plugins.modules import minio_user as module
+from ansible_collections.fediverse.mastodon.plugins.module_utils import s3
 from ansible_collections.fediverse.mastodon.plugins.plugin_utils.in_process import InProcessAction
+
+# Every task of this module makes boto3 clients: load their models once, before the workers fork.
+s3.warm_up()
 
 
 class ActionModule(InProcessAction):

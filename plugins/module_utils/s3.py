@@ -173,6 +173,19 @@ def bucket_name_problem(name):
     return None
 
 
+def warm_up(services=("s3",)):
+    """Load boto3's default session and the services' models once, without any request.
+
+    The in-process action plugins call it when Ansible loads them, in the controller's main
+    process, before it forks the task workers: every task then inherits the loaded models, and
+    making its client costs milliseconds instead of about 0.4 s of reading botocore's JSON.
+    """
+    if not HAS_BOTO3:
+        return
+    for service in services:
+        boto3.client(service, region_name="us-east-1", aws_access_key_id="warm-up", aws_secret_access_key="warm-up")
+
+
 class S3Connection(object):
     """Where to reach the server (after any port-forward) and how to sign for it."""
 
