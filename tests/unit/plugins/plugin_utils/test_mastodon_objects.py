@@ -1,0 +1,60 @@
+# -*- coding: utf-8 -*-
+# Copyright: fediverse.mastodon contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""plugin_utils/mastodon_objects.py: the container and pod parts every Mastodon pod shares."""
+
+from __future__ import annotations
+
+import copy
+
+from ansible_collections.fediverse.mastodon.plugins.plugin_utils import mastodon_objects as mo
+
+SETTINGS = dict(
+    env={"refs": [{"name": "DB_PASS", "secret": "db", "key": "password"}], "computed": {"DATABASE_URL": "postgres://$(DB_PASS)@db"}},
+    image_pull_policy="IfNotPresent", image_pull_secrets=[], extra_env_from=[], container_security_context={"runAsNonRoot": True},
+    pod_security_context={"runAsUser": 991}, service_account_name="social-mastodon", extra_volumes=[], extra_volume_mounts=[],
+    host_aliases=[], s3_enabled=True, system_pvc_name="social-system", elasticsearch_connection={"enabled": False},
+    elasticsearch_ca_secret=None,
+)
+SPEC = dict(name="web", image="mastodon:v4.6.3", command=["puma"], env_name="social-env", env={"PORT": 3000, "FLAG": True, "GONE": None},
+            resources={"requests": {"cpu": "250m"}}, with_volumes=True)
+
+
+def settings(**change):
+    s = copy.deepcopy(SETTINGS)
+    s.update(change)
+    return s
+
+
+def test_a_container_with_s3_has_no_volume_and_its_env_in_order():
+    c = mo.container(SPEC, settings())
+    assert c["env"] == [{"name": "DB_PASS", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}},
+                        {"name": "DATABASE_URL", "value": "postgres://$(DB_PASS)@db"},
+                        {"name": "PORT", "value": "3000"}, {"name": "FLAG", "value": "true"}]
+    assert c["envFrom"] == [{"configMapRef": {"name": "social-env"}}, {"secretRef": {"name": "social-env"}}]
+    assert "volumeMounts" not in c and "ports" not in c and c["resources"] == {"requests": {"cpu": "250m"}}
+
+
+def test_volumes_follow_s3_and_the_search_ca_only_where_asked():
+    s = settings(s3_enabled="false", elasticsearch_connection={"enabled": True}, elasticsearch_ca_secret={"name": "ca", "key": "c"},
+                 extra_volumes=[{"name": "x", "emptyDir": {}}], extra_volume_mounts=[{"name": "x", "mountPath": "/x"}])
+    c = mo.container(SPEC, s)
+    assert [m["name"] for m in c["volumeMounts"]] == ["system", "es-ca", "x"]
+    pod = mo.pod_spec({"containers": [c], "with_volumes": True}, s)
+    assert pod["volumes"][0] == {"name": "system", "persistentVolumeClaim": {"claimName": "social-system"}}
+    assert pod["volumes"][1]["secret"] == {"secretName": "ca", "defaultMode": 420, "items": [{"key": "c", "path": "ca.crt"}]}
+    # streaming mounts neither the media volume nor the CA, but the operator's extra ones
+    bare = mo.container(dict(SPEC, with_volumes=False), s)
+    assert [m["name"] for m in bare["volumeMounts"]] == ["x"]
+    assert [v["name"] for v in mo.pod_spec({"containers": [bare]}, s)["volumes"]] == ["x"]
+
+
+def test_the_pod_spec_sets_only_the_fields_that_have_a_value():
+    pod = mo.pod_spec({"containers": ["c"], "node_selector": {}, "tolerations": [], "affinity": {}, "spread": []}, settings())
+    assert pod == {"serviceAccountName": "social-mastodon", "automountServiceAccountToken": False, "enableServiceLinks": False,
+                   "securityContext": {"runAsUser": 991}, "containers": ["c"]}
+    full = mo.pod_spec({"containers": ["c"], "node_selector": {"pool": "a"}, "spread": [{"maxSkew": 1}], "extra": {"restartPolicy": "Never"}},
+                       settings(image_pull_secrets=["reg"], host_aliases=[{"ip": "127.0.0.1"}]))
+    assert full["nodeSelector"] == {"pool": "a"} and full["topologySpreadConstraints"] == [{"maxSkew": 1}]
+    assert full["restartPolicy"] == "Never" and full["imagePullSecrets"] == [{"name": "reg"}]
+    assert full["hostAliases"] == [{"ip": "127.0.0.1"}]
