@@ -9,10 +9,12 @@ name: k8s_read
 author: fediverse.mastodon contributors (@fediverse-mastodon)
 short_description: Read Kubernetes objects through the collection's access layer
 version_added: "1.0.0"
+extends_documentation_fragment:
+  - fediverse.mastodon.k8s_lookup
 description:
   - Returns the objects of one kind, in one namespace, that a name or a label selector picks,
     as the API server returns them. A missing object gives an empty list.
-  - The reads go through the same client as the collection's modules, and the lookups of one run
+  - The reads go through the same client as the collection's modules. The lookups of one task
     share the client and its discovery cache.
   - Secrets are refused, because their values must not land in a variable. Use
     P(fediverse.mastodon.secret_fingerprint#lookup) to check or fingerprint Secret keys.
@@ -33,12 +35,6 @@ options:
     type: str
   label_selector:
     description: A label selector, like C(app.kubernetes.io/instance=social), when O(name) is not set.
-    type: str
-  kubeconfig:
-    description: Path of the kubeconfig; null uses E(K8S_AUTH_KUBECONFIG), the service account or E(KUBECONFIG).
-    type: str
-  context:
-    description: Context of the kubeconfig; null uses E(K8S_AUTH_CONTEXT) or the current one.
     type: str
 '''
 

@@ -9,6 +9,8 @@ name: secret_fingerprint
 author: fediverse.mastodon contributors (@fediverse-mastodon)
 short_description: Check that Secret keys exist and fingerprint their values, without returning them
 version_added: "1.0.0"
+extends_documentation_fragment:
+  - fediverse.mastodon.k8s_lookup
 description:
   - Reads the Secrets that O(refs) name, each once, and returns the refs whose Secret or key is
     missing and one SHA-256 over every referenced value plus O(values).
@@ -30,12 +32,6 @@ options:
     description: Secret values known to the play (a role's own), included in the checksum.
     type: dict
     default: {}
-  kubeconfig:
-    description: Path of the kubeconfig; null uses E(K8S_AUTH_KUBECONFIG), the service account or E(KUBECONFIG).
-    type: str
-  context:
-    description: Context of the kubeconfig; null uses E(K8S_AUTH_CONTEXT) or the current one.
-    type: str
 '''
 
 EXAMPLES = r'''

@@ -210,6 +210,13 @@ class KubeRest(object):
         self._resources = {}
         self.requests = []
 
+    def request_counts(self):
+        """How many requests were sent, by HTTP method (the modules' api_requests)."""
+        counts = {}
+        for method, dummy in self.requests:
+            counts[method] = counts.get(method, 0) + 1
+        return counts
+
     def call(self, method, path, body=None, query=None, content_type="application/json", accept="application/json"):
         raw = self.call_raw(method, path, body=body, query=query, content_type=content_type, accept=accept)
         return json.loads(raw) if raw else {}

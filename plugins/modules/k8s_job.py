@@ -143,10 +143,7 @@ class JobRun(object):
         self.actions = []
 
     def result(self, **extra):
-        counts = {}
-        for method, dummy in self.rest.requests:
-            counts[method] = counts.get(method, 0) + 1
-        return dict(name=self.name, actions=self.actions, api_requests=counts, **extra)
+        return dict(name=self.name, actions=self.actions, api_requests=self.rest.request_counts(), **extra)
 
     def fail(self, msg):
         self.module.fail_json(msg=msg, **self.result(changed=bool(set(self.actions) & {"created", "deleted"})))

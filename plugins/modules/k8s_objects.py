@@ -344,11 +344,8 @@ def main(module_class=AnsibleModule):
     if module.params["wait"] and module.params["state"] == "present" and not module.check_mode:
         wait_for(module, rest, definitions, objects)
 
-    counts = {}
-    for method, dummy in rest.requests:
-        counts[method] = counts.get(method, 0) + 1
     response = dict(changed=bool(changed_objects), objects=objects, changed_objects=changed_objects,
-                    generated_secrets=generated, api_requests=counts)
+                    generated_secrets=generated, api_requests=rest.request_counts())
     if module._diff:
         response["diff"] = dict(before={"objects": before}, after={"objects": after})
     module.exit_json(**response)

@@ -2,8 +2,8 @@
 # Copyright: fediverse.mastodon contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The lookups' way to the cluster: the modules' access layer (module_utils/k8s_client.py and
-KubeRest), one client per kubeconfig and context for the whole controller process, so that
-discovery is cached across lookups."""
+KubeRest), one client per kubeconfig and context in a process, so that the lookups of one task
+(which runs in its own worker process) share it and its discovery cache."""
 
 from __future__ import annotations
 
