@@ -16,5 +16,6 @@ class FilterModule:
             "mastodon_settings": mastodon_plan.settings,
             "mastodon_cluster_state": mastodon_plan.cluster_state,
             "mastodon_container": mastodon_objects.container,
+            "mastodon_env_sections": mastodon_objects.env_sections,
             "mastodon_pod_spec": mastodon_objects.pod_spec,
         }

@@ -17,6 +17,16 @@ from __future__ import annotations
 from ansible_collections.fediverse.mastodon.plugins.plugin_utils.inputs import as_bool
 
 
+def env_sections(raw):
+    """The sections of the rendered env.yml.j2, each present: config (with the operator's extra
+    settings over it), secret, refs, computed and urls. An empty section renders as null."""
+    raw = raw or {}
+    config = dict(raw.get("config") or {})
+    config.update(raw.get("extra") or {})
+    return dict(config=config, secret=dict(raw.get("secret") or {}), refs=list(raw.get("refs") or []),
+                computed=dict(raw.get("computed") or {}), urls=list(raw.get("urls") or []))
+
+
 def str_env(value):
     """An environment value as the API server keeps it: a string, booleans as true/false."""
     if value is True:

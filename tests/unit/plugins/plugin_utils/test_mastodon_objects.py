@@ -58,3 +58,9 @@ def test_the_pod_spec_sets_only_the_fields_that_have_a_value():
     assert full["nodeSelector"] == {"pool": "a"} and full["topologySpreadConstraints"] == [{"maxSkew": 1}]
     assert full["restartPolicy"] == "Never" and full["imagePullSecrets"] == [{"name": "reg"}]
     assert full["hostAliases"] == [{"ip": "127.0.0.1"}]
+
+
+def test_env_sections_are_all_present_and_extra_wins_over_config():
+    got = mo.env_sections({"config": {"A": "1", "B": "2"}, "extra": {"B": "3"}, "secret": None, "refs": None})
+    assert got == {"config": {"A": "1", "B": "3"}, "secret": {}, "refs": [], "computed": {}, "urls": []}
+    assert mo.env_sections(None) == {"config": {}, "secret": {}, "refs": [], "computed": {}, "urls": []}
