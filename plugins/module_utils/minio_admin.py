@@ -30,15 +30,14 @@ import tempfile
 from ansible.module_utils.common.text.converters import to_native, to_text
 from ansible.module_utils.six.moves.urllib.parse import urlsplit
 
+# The SDK is imported when a MinIO server is administered (build_admin), not before: most runs
+# talk to another S3 server, and importing it costs about half a second.
 try:
-    from minio import MinioAdmin
-    from minio.credentials import StaticProvider
-    HAS_MINIO = True
-    MINIO_IMPORT_ERROR = None
-except ImportError as exc:  # pragma: no cover - reported through missing_required_lib
-    MinioAdmin = StaticProvider = None
+    from importlib.util import find_spec
+    HAS_MINIO = find_spec("minio") is not None
+except (ImportError, ValueError):  # pragma: no cover
     HAS_MINIO = False
-    MINIO_IMPORT_ERROR = exc
+MINIO_IMPORT_ERROR = None if HAS_MINIO else ImportError("No module named 'minio'")
 
 
 class MinioAdminError(Exception):
@@ -57,6 +56,8 @@ def build_admin(conn):
     Our own urllib3 pool: short connect timeout and few retries (the SDK's default waits minutes).
     """
     import urllib3  # a dependency of the SDK
+    from minio import MinioAdmin
+    from minio.credentials import StaticProvider
 
     parts = urlsplit(conn.endpoint)
     pool = dict(timeout=urllib3.Timeout(connect=conn.connect_timeout, read=60),
