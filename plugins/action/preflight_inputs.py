@@ -3,14 +3,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Action plugin fediverse.mastodon.preflight_inputs: the complete merged input, checked at once.
 
-Runs on the controller only. For each role named in ``roles`` it loads ``defaults/main.yml`` and
-``meta/argument_specs.yml`` from this collection, lays the host's variables (inventory, vars
-files, extra vars, facts) over those defaults exactly as Ansible's precedence would when the role
-runs, templates every option, and validates the result against the argument specs. Then the
-semantic checks of ``plugin_utils/inputs.py`` run on the same merged values.
-
-An option whose default refers to a fact that a later phase sets (the connection facts) cannot
-be computed yet; it is left out here and validated when its role runs.
+Runs on the controller only; the work is ``plugin_utils/role_inputs.py``, which the action
+``preflight_check`` (the whole preflight in one step) shares.
 
 Nothing is sent anywhere; the result carries problem lines and a few derived, non-secret
 settings, never a variable's value.
@@ -18,43 +12,9 @@ settings, never a variable's value.
 
 from __future__ import annotations
 
-import os
-import re
-
-from ansible.errors import AnsibleError, AnsibleUndefinedVariable
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.fediverse.mastodon.plugins.plugin_utils import inputs
-
-ROLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "roles")
-DEFAULT_ROLES = ("postgresql", "redis", "elasticsearch", "minio", "provision", "mastodon")
-# Variables the semantic checks read that no role declares (or that the preflight role owns).
-EXTRA_NAMES = ("mastodon_domain", "preflight_kubeconfig", "postgresql_external_direct_host",
-               "preflight_postgresql_min_version", "preflight_redis_min_version")
-# Argument-spec keys that describe an option but do not validate it.
-DOC_KEYS = ("description", "default", "version_added")
-
-
-def validate_option(name, spec, value):
-    """(ok, converted value, error messages) for one option against its argument spec.
-
-    Options are checked one by one: ansible's validator raises TypeError for suboptions of a value
-    that is not a dict, so the type alone is checked first and the suboptions only after it passed.
-    """
-    shallow = dict((k, v) for k, v in spec.items() if k != "options")
-    first = ArgumentSpecValidator({name: shallow}).validate({name: value})
-    if first.error_messages:
-        return False, None, list(first.error_messages)
-    if "options" not in spec:
-        return True, first.validated_parameters.get(name), []
-    try:
-        full = ArgumentSpecValidator({name: spec}).validate({name: value})
-    except (TypeError, AttributeError, ValueError):
-        return False, None, ["%s has the wrong shape for its suboptions %s" % (name, ", ".join(sorted(spec["options"])))]
-    if full.error_messages:
-        return False, None, list(full.error_messages)
-    return True, full.validated_parameters.get(name), []
+from ansible_collections.fediverse.mastodon.plugins.plugin_utils.role_inputs import RoleInputs
 
 
 class ActionModule(ActionBase):
@@ -62,122 +22,9 @@ class ActionModule(ActionBase):
     _VALID_ARGS = frozenset(("roles",))
     _requires_connection = False
 
-    def _load(self, role, name):
-        path = os.path.join(ROLES_DIR, role, *name.split("/"))
-        if not os.path.isfile(path):
-            return {}
-        return self._loader.load_from_file(path, trusted_as_template=True) or {}
-
-    def _specs(self, roles):
-        specs, role_of, defaults = {}, {}, {}
-        for role in roles:
-            options = ((self._load(role, "meta/argument_specs.yml").get("argument_specs") or {})
-                       .get("main", {}).get("options") or {})
-            for name, spec in options.items():
-                specs[name] = dict((k, v) for k, v in spec.items() if k not in DOC_KEYS)
-                role_of[name] = role
-            defaults.update(self._load(role, "defaults/main.yml"))
-        return specs, role_of, defaults
-
-    def _merged(self, names, defaults, host_vars):
-        """name -> templated value (host's variables over role defaults); the second dict names
-        the options that depend on facts set by a later phase."""
-        available = dict(defaults)
-        available.update(host_vars)
-        templar = self._templar.copy_with_new_env(available_variables=available)
-        values, deferred = {}, set()
-        for name in names:
-            if name not in available:
-                continue
-            try:
-                values[name] = templar.template(available[name])
-            except AnsibleUndefinedVariable:
-                deferred.add(name)
-            except AnsibleError as exc:
-                values[name] = None
-                deferred.add(name)
-                self._problems.append("%s: cannot be computed (%s); fix the expression in the inventory"
-                                      % (name, str(exc).splitlines()[0][:200]))
-        return values, deferred
-
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
-        task_vars = task_vars or {}
-        roles = self._task.args.get("roles")
-        roles = list(DEFAULT_ROLES) if roles is None else list(roles)
-        self._problems = []
-        # every role's defaults take part in the merge; only the named roles' specs are enforced
-        all_specs, role_of, defaults = self._specs(roles + [r for r in DEFAULT_ROLES if r not in roles])
-        specs = dict((n, s) for n, s in all_specs.items() if role_of[n] in roles)
-        names = list(all_specs) + [n for n in EXTRA_NAMES if n not in all_specs]
-        values, deferred = self._merged(names, defaults, task_vars)
-
-        # 1. the argument specs, on every value the run will use (defaults included)
-        check_spec = dict((n, dict((k, v) for k, v in s.items() if k != "required" or n not in deferred))
-                          for n, s in specs.items())
-        merged, failed = dict(values), {}
-        for name in specs:
-            if name not in values or name in deferred:
-                continue
-            ok, converted, messages = validate_option(name, check_spec[name], values[name])
-            if ok:
-                merged[name] = converted
-                continue
-            merged[name] = None  # the semantic checks below must not trip over a value of the wrong type
-            failed[name] = messages
-
-        # an error of a default that only copies another failed variable says the same thing twice
-        for name, messages in failed.items():
-            source = defaults.get(name) if name not in task_vars else None
-            if isinstance(source, str) and any(re.search(r"\b%s\b" % re.escape(o), source) for o in failed if o != name):
-                continue
-            for message in messages:
-                line = inputs.spec_error_line(message, list(specs), specs, role_of)
-                if line not in self._problems:
-                    self._problems.append(line)
-
-        # 2. the semantic checks, on the validated (type-converted) values; a variable whose spec
-        # check failed is reported once, by the spec check
-        self._problems.extend(line for line in inputs.semantic_problems(merged)
-                              if line.split(":", 1)[0] not in failed)
-        self._problems.extend(self._shared_database_problems(merged, specs, defaults, task_vars))
-
-        pg_min, redis_min = inputs.min_server_versions(merged.get("mastodon_version"))
-        result.update(
-            changed=False,
-            problems=self._problems,
-            deferred=sorted(deferred),
-            # what the cluster must offer (cluster_check's required_resources)
-            required_resources=inputs.check_routing(merged),
-            # the instance record's identity fields (instance_record), computed once for every phase
-            identity=inputs.record_identity(merged),
-            postgresql_min_version=merged.get("preflight_postgresql_min_version") or pg_min,
-            redis_min_version=merged.get("preflight_redis_min_version") or redis_min,
-        )
+        checked = RoleInputs(self._loader, self._templar).check(task_vars or {}, self._task.args.get("roles"))
+        checked.pop("merged")
+        result.update(changed=False, **checked)
         return result
-
-    def _shared_database_problems(self, merged, specs, defaults, task_vars):
-        """Other instances of this play on the same external database server (same role or database)."""
-        hostvars = task_vars.get("hostvars") or {}
-        me = task_vars.get("inventory_hostname")
-        hosts = [h for h in (task_vars.get("ansible_play_hosts_all") or []) if h != me]
-        if merged.get("postgresql_mode") != "external" or not hosts:
-            return []
-        keys = ("mastodon_instance", "postgresql_mode", "postgresql_external_host", "postgresql_external_port",
-                "provision_db_user", "provision_db_name")
-
-        def summary(values):
-            return dict(instance=values.get("mastodon_instance"), mode=values.get("postgresql_mode"),
-                        host=values.get("postgresql_external_host"), port=values.get("postgresql_external_port"),
-                        db_user=values.get("provision_db_user"), db_name=values.get("provision_db_name"))
-
-        others = []
-        for host in hosts:
-            raw = hostvars.raw_get(host) if hasattr(hostvars, "raw_get") else None
-            if not isinstance(raw, dict):
-                continue
-            host_vars = dict(raw)
-            host_vars.setdefault("inventory_hostname", host)
-            values, dummy = self._merged(keys, defaults, host_vars)
-            others.append(summary(values))
-        return inputs.check_shared_database(summary(merged), others)

@@ -23,6 +23,7 @@ variable ``FEDIVERSE_MASTODON_IN_PROCESS``) is false.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 
@@ -34,6 +35,21 @@ from ansible_collections.fediverse.mastodon.plugins.plugin_utils.controller_modu
 LOCAL_TRANSPORTS = ("local", "ansible.builtin.local")
 SWITCH = "fediverse_mastodon_in_process"
 SWITCH_ENV = "FEDIVERSE_MASTODON_IN_PROCESS"
+
+
+@contextlib.contextmanager
+def task_environment(action):
+    """The task's ``environment`` (the play's K8S_AUTH_* variables) in ``os.environ`` for the
+    duration, as a module process would see it; the controller's environment is restored after."""
+    environment = {}
+    action._compute_environment_string(environment)  # pylint: disable=protected-access
+    saved = dict(os.environ)
+    os.environ.update(dict((k, str(v)) for k, v in environment.items()))
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 class InProcessAction(ActionBase):
@@ -63,15 +79,8 @@ class InProcessAction(ActionBase):
             result.update(self._execute_module(module_name=self._module_name(), module_args=self._task.args,
                                                task_vars=task_vars))
             return result
-        environment = {}
-        self._compute_environment_string(environment)
-        saved = dict(os.environ)
-        os.environ.update(dict((k, str(v)) for k, v in environment.items()))
-        try:
+        with task_environment(self):
             result.update(run_main(self.module.main, self._task.args, check_mode=bool(self._task.check_mode),
                                    diff=bool(self._task.diff), no_log=bool(self._task.no_log),
                                    name=self._module_name()))
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
         return result
