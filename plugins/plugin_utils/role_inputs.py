@@ -180,3 +180,15 @@ class RoleInputs:
             values, dummy = self._merged(keys, defaults, host_vars)
             others.append(summary(values))
         return inputs.check_shared_database(summary(merged), others)
+
+
+def role_values(loader, templar, task_vars, role, names):
+    """name -> templated value for one role as it sees its variables when it runs: its defaults,
+    then the host's variables, then its ``vars/main.yml`` (the derived names). Only ``names``
+    are templated."""
+    reader = RoleInputs(loader, templar)
+    available = dict(reader._load(role, "defaults/main.yml"))  # pylint: disable=protected-access
+    available.update(task_vars)
+    available.update(reader._load(role, "vars/main.yml"))  # pylint: disable=protected-access
+    scoped = templar.copy_with_new_env(available_variables=available)
+    return dict((name, scoped.template(available[name])) for name in names if name in available)

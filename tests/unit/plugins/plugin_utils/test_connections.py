@@ -1,0 +1,63 @@
+# -*- coding: utf-8 -*-
+# Copyright: fediverse.mastodon contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The connection facts of the backing services (plugin_utils/connections.py)."""
+
+import pytest
+
+from ansible_collections.fediverse.mastodon.plugins.plugin_utils import connections as c
+
+PG = dict(postgresql_mode="incluster", postgresql_pgbouncer=False, postgresql_pgbouncer_port=6432, postgresql_namespace="ns",
+          postgresql__host="i-postgresql.ns.svc", postgresql__pgbouncer_host="i-pgbouncer.ns.svc", postgresql__port=5432,
+          postgresql__name="i-postgresql", postgresql__secret_name="i-postgresql", postgresql__secret_key="postgres-password",
+          postgresql_external_host=None, postgresql_external_port=5432, postgresql_external_direct_host=None,
+          postgresql_external_direct_port=None, postgresql_external_pooled=False, postgresql_external_sslmode="require",
+          postgresql_external_admin_user="postgres", postgresql_external_admin_secret={"name": "pg-ext", "key": "pw"})
+
+
+def test_postgresql_in_cluster_goes_through_pgbouncer_when_it_runs_and_migrates_direct():
+    direct, problem = c.postgresql(PG)
+    assert problem is None and (direct["host"], direct["port"], direct["pooled"]) == ("i-postgresql.ns.svc", 5432, False)
+    pooled = c.postgresql(dict(PG, postgresql_pgbouncer=True))[0]
+    assert (pooled["host"], pooled["port"], pooled["direct_host"], pooled["direct_port"]) == ("i-pgbouncer.ns.svc", 6432, "i-postgresql.ns.svc", 5432)
+    assert pooled["port_forward"] == dict(namespace="ns", service="i-postgresql", port=5432)
+    assert pooled["admin_secret"] == dict(name="i-postgresql", key="postgres-password")
+
+
+def test_postgresql_external_pooled_needs_the_direct_host():
+    ext = dict(PG, postgresql_mode="external", postgresql_external_host="pool.example.org", postgresql_external_port="6432",
+               postgresql_external_pooled=True)
+    connection, problem = c.postgresql(ext)
+    assert connection is None and "postgresql_external_direct_host" in problem
+    connection, problem = c.postgresql(dict(ext, postgresql_external_direct_host="db.example.org"))
+    assert problem is None
+    assert (connection["host"], connection["port"], connection["direct_host"], connection["direct_port"]) == (
+        "pool.example.org", 6432, "db.example.org", 6432)
+    assert connection["admin_secret"] == {"name": "pg-ext", "key": "pw"} and connection["port_forward"] is None
+    assert "postgresql_external_host" in c.postgresql(dict(PG, postgresql_mode="external"))[1]
+
+
+def test_redis_cache_instance_only_when_enabled():
+    v = dict(redis_mode="incluster", redis_cache=False, redis__host="i-redis.ns.svc", redis__cache_host="i-redis-cache.ns.svc",
+             redis__secret_name="i-redis", redis__secret_key="redis-password", redis__cache_secret_key="cache-password")
+    assert c.redis(v)[0]["cache"] is None
+    cache = c.redis(dict(v, redis_cache=True))[0]["cache"]
+    assert cache == dict(host="i-redis-cache.ns.svc", port=6379, tls=False, password_secret=dict(name="i-redis", key="cache-password"))
+    assert "redis_external_host" in c.redis(dict(v, redis_mode="external", redis_external_host=""))[1]
+
+
+def test_search_disabled_has_no_address():
+    v = dict(elasticsearch_enabled=False, elasticsearch_mode="incluster", elasticsearch_flavor="opensearch")
+    assert c.elasticsearch(v)[0] == dict(enabled=False, mode="incluster", flavor="opensearch", scheme=None, host=None, port=None,
+                                         user=None, password_secret=None)
+
+
+@pytest.mark.parametrize("endpoint,ok", [("https://s3.example.org", True), ("http://127.0.0.1:9000/x", True),
+                                         ("s3.example.org", False), ("ftp://s3.example.org", False), (None, False)])
+def test_minio_external_endpoint_must_be_an_http_url(endpoint, ok):
+    v = dict(minio_mode="external", minio_external_endpoint=endpoint, minio_region="eu", minio_external_alias_host=None,
+             minio_external_admin_secret={"name": "s3", "access_key": "a", "secret_key": "s"}, minio_external_api="auto")
+    connection, problem = c.minio(v)
+    assert (problem is None) is ok
+    if ok:
+        assert connection["admin_secret"] == {"name": "s3", "access_key": "a", "secret_key": "s"} and connection["api"] == "auto"
