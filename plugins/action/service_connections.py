@@ -1,8 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: fediverse.mastodon contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Action plugin fediverse.mastodon.service_connections: the connection facts of the backing
-services in one step (plugin_utils/connections.py), without touching the cluster."""
+"""Action plugin fediverse.mastodon.service_connections: the settings that argument specs cannot
+check, and the connection facts of the backing services, in one step (plugin_utils/connections.py),
+without touching the cluster."""
 
 from __future__ import annotations
 
@@ -36,13 +37,14 @@ class ActionModule(ActionBase):
             fact = service + "_connection"
             if params["only_missing"] and fact in task_vars:
                 continue
-            values = role_values(self._loader, self._templar, task_vars, service, connections.NAMES[service])
+            names = connections.NAMES[service] + tuple(name % service for name in connections.COMMON)
+            values = role_values(self._loader, self._templar, task_vars, service, names)
+            found = connections.settings_problems(service, values)
             connection, problem = connections.SERVICES[service](values)
-            if problem:
-                problems.append(problem)
-            else:
+            problems.extend(found + ([problem] if problem else []))
+            if not found and not problem:
                 facts[fact] = connection
         if problems:
-            return dict(result, failed=True, msg=" ".join(problems))
+            return dict(result, failed=True, msg="\n".join(problems))
         result.update(changed=False, ansible_facts=facts)
         return result

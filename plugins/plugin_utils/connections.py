@@ -19,8 +19,13 @@ import re
 from ansible_collections.fediverse.mastodon.plugins.plugin_utils.inputs import as_bool
 
 URL_RE = re.compile(r"^https?://[^/\s]+(/.*)?$")
+INSTANCE_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
+LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+HOST_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+# the settings every backing role checks before it does anything (argument specs cannot say these)
+COMMON = ("%s_instance", "%s_namespace", "%s_wait_timeout")
 
-# the variables each function reads (the action templates only these)
+# the variables each function reads (the action templates only these), besides COMMON
 NAMES = dict(
     postgresql=("postgresql_mode", "postgresql_pgbouncer", "postgresql_pgbouncer_port", "postgresql_namespace",
                 "postgresql__host", "postgresql__pgbouncer_host", "postgresql__port", "postgresql__name",
@@ -33,12 +38,33 @@ NAMES = dict(
     elasticsearch=("elasticsearch_enabled", "elasticsearch_mode", "elasticsearch_flavor", "elasticsearch__host",
                    "elasticsearch_mastodon_user", "elasticsearch__secret_name", "elasticsearch__mastodon_key",
                    "elasticsearch_external_scheme", "elasticsearch_external_host", "elasticsearch_external_port",
-                   "elasticsearch_external_user", "elasticsearch_external_password_secret"),
+                   "elasticsearch_external_user", "elasticsearch_external_password_secret", "elasticsearch_heap_percent"),
     minio=("minio_mode", "minio__endpoint", "minio_region", "minio_ingress_enabled", "minio_ingress_host",
            "minio_ingress_bucket", "minio__secret_name", "minio__user_key", "minio__password_key", "minio_namespace",
            "minio__name", "minio_external_endpoint", "minio_external_alias_host", "minio_external_admin_secret",
            "minio_external_api"),
 )
+
+
+def settings_problems(service, v):
+    """One line per setting of a backing role that its argument spec cannot check."""
+    problems = []
+    instance, namespace, timeout = (v.get(name % service) for name in COMMON)
+    if not isinstance(instance, str) or not INSTANCE_RE.match(instance):
+        problems.append("%s_instance: %r must be a DNS label of at most 40 characters (lowercase letters, digits, '-')"
+                        % (service, instance))
+    if not isinstance(namespace, str) or not LABEL_RE.match(namespace):
+        problems.append("%s_namespace: %r must be a DNS label (lowercase letters, digits, '-', at most 63 characters)"
+                        % (service, namespace))
+    if _int(timeout) <= 0:
+        problems.append("%s_wait_timeout: %r must be a positive number of seconds" % (service, timeout))
+    if service == "elasticsearch" and not 10 <= _int(v.get("elasticsearch_heap_percent")) <= 90:
+        problems.append("elasticsearch_heap_percent: %r must be between 10 and 90" % (v.get("elasticsearch_heap_percent"),))
+    if service == "minio" and as_bool(v.get("minio_ingress_enabled")):
+        host = v.get("minio_ingress_host")
+        if not isinstance(host, str) or not HOST_RE.match(host):
+            problems.append("minio_ingress_host: %r must be a lowercase host name when minio_ingress_enabled is true" % (host,))
+    return problems
 
 
 def _int(value):

@@ -61,3 +61,16 @@ def test_minio_external_endpoint_must_be_an_http_url(endpoint, ok):
     assert (problem is None) is ok
     if ok:
         assert connection["admin_secret"] == {"name": "s3", "access_key": "a", "secret_key": "s"} and connection["api"] == "auto"
+
+
+def test_settings_problems_name_each_variable():
+    good = dict(postgresql_instance="social", postgresql_namespace="social", postgresql_wait_timeout=600)
+    assert c.settings_problems("postgresql", good) == []
+    bad = c.settings_problems("postgresql", dict(postgresql_instance="Social_1", postgresql_namespace="x" * 64,
+                                                 postgresql_wait_timeout=0))
+    assert [p.split(":")[0] for p in bad] == ["postgresql_instance", "postgresql_namespace", "postgresql_wait_timeout"]
+    es = dict(elasticsearch_instance="s", elasticsearch_namespace="s", elasticsearch_wait_timeout=1, elasticsearch_heap_percent=95)
+    assert [p.split(":")[0] for p in c.settings_problems("elasticsearch", es)] == ["elasticsearch_heap_percent"]
+    s3 = dict(minio_instance="s", minio_namespace="s", minio_wait_timeout=1, minio_ingress_enabled=True, minio_ingress_host="S3.Example")
+    assert [p.split(":")[0] for p in c.settings_problems("minio", s3)] == ["minio_ingress_host"]
+    assert c.settings_problems("minio", dict(s3, minio_ingress_host="s3.example.org")) == []
