@@ -47,7 +47,7 @@ def main():
     ]
     rows = []
     for name, cmd in steps:
-        times = [timed(cmd, env) for _ in range(RUNS)]
+        times = [timed(cmd, env) for dummy in range(RUNS)]
         rows.append(dict(step=name, median_seconds=round(statistics.median(times), 2), runs=[round(t, 2) for t in times]))
         print("%-66s %6.2f s  (%s)" % (name, rows[-1]["median_seconds"], ", ".join("%.2f" % t for t in times)))
     out = os.path.join(REPO, "bench", "results", datetime.date.today().isoformat() + "-floor.json")

@@ -49,6 +49,8 @@ pg_ready() { "$(pg_bindir)/pg_isready" -q -h "$LAB_HOST" -p "$LAB_PG_PORT" -t 2 
 
 up() {
   pg_bindir >/dev/null || apt_install postgresql
+  # the backup role's script is tested with Debian's age next to pg_dump (tests/integration/test_backup_script.py)
+  command -v age >/dev/null || apt_install age
   local bin; bin="$(pg_bindir)" || die "postgresql: no server binaries under /usr/lib/postgresql"
   mkdir -p "$PGROOT"
   local mode; mode="$(pg_mode)"

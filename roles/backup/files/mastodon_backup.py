@@ -1,0 +1,488 @@
+# -*- coding: utf-8 -*-
+# Copyright: fediverse.mastodon contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One backup set of a Mastodon instance, made, checked and restored; run by the backup Job and,
+with backup_runner=controller, on the Ansible controller (the same file).
+
+A set is three objects under ``<prefix>/<set id>/`` on the backup S3 target:
+
+- ``db.dump.age``: ``pg_dump --format=custom`` of the database, encrypted to the age recipients
+  while it streams (the dump is never whole in memory or on a disk);
+- ``keys.json.age``: Mastodon's generated keys (a JSON object, the data of the keys Secret),
+  encrypted the same way; a database cannot be restored without its Active Record keys;
+- ``manifest.json``: the Mastodon version, the schema migration version, LOCAL_DOMAIN, the size
+  and SHA-256 of each part (of the encrypted bytes), each table's row count in the dump's own
+  snapshot, and the start and end times. Written last: a set without a manifest is incomplete.
+
+Encryption is age's X25519 public-key format (``age1...`` recipients), through pyrage; the files
+decrypt with Debian's ``age -d -i KEY`` too. Only the recipients are needed to back up; restoring
+needs an identity file (``AGE-SECRET-KEY-1...``), which never enters the cluster.
+
+Commands (settings come from the environment, see ``Settings``; secrets only from there or from
+files, never from the command line):
+
+    backup                        make a set; prints its manifest as JSON
+    list                          the complete sets, oldest first, as JSON
+    check  SET|latest             verify every part's size and SHA-256 against the manifest
+    restore-db  SET|latest NAME   check the set, then restore the database into the new, empty
+                                  database NAME (created; an existing NAME is refused)
+    restore-keys SET|latest PATH  check the set, then write the keys JSON to PATH (mode 0600)
+    verify SET|latest NAME        a drill: restore-db into NAME, compare each table's row count
+                                  with the manifest, drop NAME; prints the result as JSON
+
+Exit status 0 on success; 1 with one line on stderr naming what is wrong otherwise. Nothing is
+changed before every part of the set has been checked.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+
+FORMAT = 1
+DB_PART = "db.dump.age"
+KEYS_PART = "keys.json.age"
+MANIFEST = "manifest.json"
+SET_ID_RE = re.compile(r"^\d{8}T\d{6}Z$")
+DB_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+CHUNK = 1024 * 1024
+
+
+class Failure(Exception):
+    """One readable line for the operator."""
+
+
+class Settings:
+    """Everything the script needs, from the environment.
+
+    PostgreSQL: PGHOST, PGPORT, PGUSER, PGDATABASE and PGPASSWORD (or PGPASSFILE), as libpq reads
+    them; BACKUP_PG_DUMP / BACKUP_PG_RESTORE name the programs (default pg_dump, pg_restore).
+    S3: BACKUP_S3_ENDPOINT, BACKUP_S3_REGION, BACKUP_S3_BUCKET, BACKUP_S3_PREFIX,
+    AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY.
+    age: BACKUP_RECIPIENTS (age1... keys, separated by spaces, commas or new lines);
+    BACKUP_IDENTITY_FILE for the commands that decrypt.
+    The set: BACKUP_KEYS_FILE (a JSON object: the keys), MASTODON_VERSION, LOCAL_DOMAIN.
+    """
+
+    def __init__(self, environ=None):
+        env = os.environ if environ is None else environ
+        self.env = env
+        self.endpoint = env.get("BACKUP_S3_ENDPOINT") or None
+        self.region = env.get("BACKUP_S3_REGION") or "us-east-1"
+        self.bucket = env.get("BACKUP_S3_BUCKET") or ""
+        self.prefix = (env.get("BACKUP_S3_PREFIX") or "").strip("/")
+        self.recipients = [r for r in re.split(r"[\s,]+", env.get("BACKUP_RECIPIENTS") or "") if r]
+        self.identity_file = env.get("BACKUP_IDENTITY_FILE") or None
+        self.keys_file = env.get("BACKUP_KEYS_FILE") or None
+        self.mastodon_version = env.get("MASTODON_VERSION") or None
+        self.local_domain = env.get("LOCAL_DOMAIN") or None
+        self.pg_dump = env.get("BACKUP_PG_DUMP") or "pg_dump"
+        self.pg_restore = env.get("BACKUP_PG_RESTORE") or "pg_restore"
+        self.part_size = int(env.get("BACKUP_S3_PART_MB") or 16) * 1024 * 1024
+
+    def key(self, set_id, name=""):
+        return "/".join(p for p in (self.prefix, set_id, name) if p)
+
+    def need(self, *names):
+        missing = [n for n in names if not getattr(self, n)]
+        if missing:
+            raise Failure("missing setting(s): %s; see the Settings of %s" % (", ".join(missing), os.path.basename(__file__)))
+
+
+# ---- age -------------------------------------------------------------------------------------------
+
+def _pyrage():
+    try:
+        import pyrage  # pylint: disable=import-outside-toplevel
+    except ImportError as exc:
+        raise Failure("the Python package pyrage is missing (pip install pyrage): %s" % exc)
+    return pyrage
+
+
+def recipients(values):
+    pyrage = _pyrage()
+    parsed = []
+    for value in values:
+        try:
+            parsed.append(pyrage.x25519.Recipient.from_str(value))
+        except Exception:  # pylint: disable=broad-except
+            raise Failure("backup_recipients: %r is not an age X25519 recipient (age1...)" % (value[:12] + "...",))
+    if not parsed:
+        raise Failure("backup_recipients: no recipient; give at least one age public key (age1...)")
+    return parsed
+
+
+def identities(path):
+    pyrage = _pyrage()
+    try:
+        with open(path) as handle:
+            lines = [line.strip() for line in handle if line.strip().startswith("AGE-SECRET-KEY-")]
+    except OSError as exc:
+        raise Failure("restore_identity_file: cannot read %s (%s)" % (path, exc.strerror))
+    if not lines:
+        raise Failure("restore_identity_file: %s holds no age identity (a line AGE-SECRET-KEY-1...)" % path)
+    try:
+        return [pyrage.x25519.Identity.from_str(line) for line in lines]
+    except Exception:  # pylint: disable=broad-except
+        raise Failure("restore_identity_file: %s holds an identity that age cannot read" % path)
+
+
+class Counted:
+    """A binary reader that counts and hashes what passes through it."""
+
+    def __init__(self, raw):
+        self.raw = raw
+        self.size = 0
+        self.sha256 = hashlib.sha256()
+
+    def read(self, size=-1):
+        data = self.raw.read(size)
+        if data:
+            self.size += len(data)
+            self.sha256.update(data)
+        return data
+
+    def readable(self):
+        return True
+
+
+def encrypted_stream(source, to):
+    """(reader of the encrypted bytes of ``source``, thread): age encryption in a thread, into a pipe."""
+    pyrage = _pyrage()
+    read_fd, write_fd = os.pipe()
+    reader, writer = os.fdopen(read_fd, "rb"), os.fdopen(write_fd, "wb")
+    errors = []
+
+    def work():
+        try:
+            pyrage.encrypt_io(source, writer, to)
+        except Exception as exc:  # pylint: disable=broad-except
+            errors.append(exc)
+        finally:
+            writer.close()
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    thread.errors = errors
+    return reader, thread
+
+
+def decrypted_stream(source, ids):
+    pyrage = _pyrage()
+    read_fd, write_fd = os.pipe()
+    reader, writer = os.fdopen(read_fd, "rb"), os.fdopen(write_fd, "wb")
+    errors = []
+
+    def work():
+        try:
+            pyrage.decrypt_io(source, writer, ids)
+        except Exception as exc:  # pylint: disable=broad-except
+            errors.append(exc)
+        finally:
+            writer.close()
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    thread.errors = errors
+    return reader, thread
+
+
+# ---- S3 --------------------------------------------------------------------------------------------
+
+class Store:
+    """The backup target: one bucket, one prefix."""
+
+    def __init__(self, settings):
+        settings.need("bucket")
+        import boto3  # pylint: disable=import-outside-toplevel
+        from boto3.s3.transfer import TransferConfig  # pylint: disable=import-outside-toplevel
+        from botocore.config import Config  # pylint: disable=import-outside-toplevel
+        self.settings = settings
+        self.client = boto3.client(
+            "s3", endpoint_url=settings.endpoint, region_name=settings.region,
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3, "mode": "standard"}))
+        self.transfer = TransferConfig(multipart_threshold=settings.part_size, multipart_chunksize=settings.part_size,
+                                       max_concurrency=2, use_threads=True)
+        # s3transfer keeps this many parts in memory at most (not a constructor argument)
+        self.transfer.max_in_memory_upload_chunks = 2
+
+    def upload(self, reader, key):
+        # the owner of the bucket (not the backup user) must be able to read every object
+        self.client.upload_fileobj(reader, self.settings.bucket, key, Config=self.transfer,
+                                   ExtraArgs={"ACL": "bucket-owner-full-control"})
+
+    def put_json(self, key, data):
+        self.client.put_object(Bucket=self.settings.bucket, Key=key, Body=json.dumps(data, indent=2, sort_keys=True).encode(),
+                               ContentType="application/json", ACL="bucket-owner-full-control")
+
+    def get_json(self, key):
+        try:
+            body = self.client.get_object(Bucket=self.settings.bucket, Key=key)["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            raise Failure("restore_backup: the set has no %s (an incomplete or unknown set)" % key)
+        return json.loads(body)
+
+    def stream(self, key):
+        return self.client.get_object(Bucket=self.settings.bucket, Key=key)["Body"]
+
+    def set_ids(self):
+        """The ids of the complete sets (with a manifest), oldest first."""
+        prefix = self.settings.key("") + "/" if self.settings.prefix else ""
+        found = set()
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.settings.bucket, Prefix=prefix):
+            for item in page.get("Contents") or []:
+                rest = item["Key"][len(prefix):].split("/")
+                if len(rest) == 2 and rest[1] == MANIFEST and SET_ID_RE.match(rest[0]):
+                    found.add(rest[0])
+        return sorted(found)
+
+
+# ---- PostgreSQL ------------------------------------------------------------------------------------
+
+def _connect(database=None):
+    """A connection as libpq's environment says (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE)."""
+    import psycopg2  # pylint: disable=import-outside-toplevel
+    params = {}
+    if database:
+        params["dbname"] = database
+    return psycopg2.connect(**params)
+
+
+def table_counts(cursor):
+    """table -> exact row count, for every ordinary table of the schemas Mastodon uses."""
+    cursor.execute("SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c "
+                   "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') "
+                   "AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' "
+                   "ORDER BY 1")
+    counts = {}
+    for (table,) in cursor.fetchall():
+        cursor.execute("SELECT count(*) FROM %s" % table)  # the name comes quoted from the catalogue
+        counts[table] = cursor.fetchone()[0]
+    return counts
+
+
+def schema_version(cursor):
+    cursor.execute("SELECT to_regclass('public.schema_migrations') IS NOT NULL")
+    if not cursor.fetchone()[0]:
+        return None
+    cursor.execute("SELECT max(version) FROM public.schema_migrations")
+    return cursor.fetchone()[0]
+
+
+def _last_lines(data, count=2):
+    return " ".join(data.decode("utf-8", "replace").strip().splitlines()[-count:])
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ---- commands --------------------------------------------------------------------------------------
+
+def backup(settings, store=None, set_id=None):
+    """Make one set; returns its manifest."""
+    settings.need("bucket", "recipients", "keys_file")
+    to = recipients(settings.recipients)
+    store = store or Store(settings)
+    started = datetime.datetime.now(datetime.timezone.utc)
+    set_id = set_id or started.strftime("%Y%m%dT%H%M%SZ")
+    try:
+        with open(settings.keys_file, "rb") as handle:
+            keys = handle.read()
+        json.loads(keys)
+    except (OSError, ValueError) as exc:
+        raise Failure("BACKUP_KEYS_FILE: cannot read the keys as JSON (%s)" % exc)
+
+    # one snapshot for the dump and the row counts: the manifest describes exactly what was dumped
+    conn = _connect()
+    conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
+    parts = {}
+    try:
+        cursor = conn.cursor()
+        cursor.execute("SELECT pg_export_snapshot()")
+        snapshot = cursor.fetchone()[0]
+        errors = tempfile.TemporaryFile()
+        dump = subprocess.Popen([settings.pg_dump, "--format=custom", "--no-password", "--snapshot=" + snapshot],
+                                stdout=subprocess.PIPE, stderr=errors)
+        reader, thread = encrypted_stream(dump.stdout, to)
+        counted = Counted(reader)
+        store.upload(counted, settings.key(set_id, DB_PART))
+        thread.join()
+        if dump.wait() != 0:
+            errors.seek(0)
+            raise Failure("pg_dump failed (exit %d): %s" % (dump.returncode, _last_lines(errors.read())))
+        if thread.errors:
+            raise Failure("encrypting the dump failed: %s" % thread.errors[0])
+        parts[DB_PART] = dict(size=counted.size, sha256=counted.sha256.hexdigest())
+        counts = table_counts(cursor)
+        version = schema_version(cursor)
+    finally:
+        conn.rollback()
+        conn.close()
+
+    reader, thread = encrypted_stream(io.BytesIO(keys), to)
+    counted = Counted(reader)
+    store.upload(counted, settings.key(set_id, KEYS_PART))
+    thread.join()
+    if thread.errors:
+        raise Failure("encrypting the keys failed: %s" % thread.errors[0])
+    parts[KEYS_PART] = dict(size=counted.size, sha256=counted.sha256.hexdigest())
+
+    manifest = dict(format=FORMAT, id=set_id, mastodon_version=settings.mastodon_version, schema_version=version,
+                    local_domain=settings.local_domain, database=settings.env.get("PGDATABASE"),
+                    started=started.strftime("%Y-%m-%dT%H:%M:%SZ"), finished=_now(), parts=parts, tables=counts,
+                    recipients=len(to))
+    store.put_json(settings.key(set_id, MANIFEST), manifest)
+    return manifest
+
+
+def resolve(store, wanted):
+    ids = store.set_ids()
+    if wanted == "latest":
+        if not ids:
+            raise Failure("restore_backup=latest: there is no complete set under s3://%s/%s"
+                          % (store.settings.bucket, store.settings.prefix))
+        return ids[-1]
+    if not SET_ID_RE.match(wanted or ""):
+        raise Failure("restore_backup: %r is not a set id (like 20261202T031500Z) or latest" % (wanted,))
+    if wanted not in ids:
+        raise Failure("restore_backup: no complete set %s under s3://%s/%s" % (wanted, store.settings.bucket, store.settings.prefix))
+    return wanted
+
+
+def check(settings, wanted, store=None):
+    """The manifest of the set, after every part's size and SHA-256 matched it."""
+    store = store or Store(settings)
+    set_id = resolve(store, wanted)
+    manifest = store.get_json(settings.key(set_id, MANIFEST))
+    if manifest.get("format") != FORMAT or manifest.get("id") != set_id:
+        raise Failure("restore_backup: the manifest of %s is not a format-%d manifest of that set" % (set_id, FORMAT))
+    for name in (DB_PART, KEYS_PART):
+        expected = (manifest.get("parts") or {}).get(name)
+        if not expected:
+            raise Failure("restore_backup: the manifest of %s lists no %s" % (set_id, name))
+        body = store.stream(settings.key(set_id, name))
+        digest, size = hashlib.sha256(), 0
+        for chunk in iter(lambda: body.read(CHUNK), b""):
+            digest.update(chunk)
+            size += len(chunk)
+        if size != expected["size"] or digest.hexdigest() != expected["sha256"]:
+            raise Failure("restore_backup: %s of set %s is corrupt (size %d, expected %d; SHA-256 %s, expected %s); "
+                          "nothing was changed" % (name, set_id, size, expected["size"], digest.hexdigest()[:12],
+                                                   expected["sha256"][:12]))
+    return manifest
+
+
+def restore_db(settings, wanted, database, store=None):
+    """Check the set, then restore its database into the new database ``database``."""
+    settings.need("identity_file")
+    if not DB_NAME_RE.match(database or ""):
+        raise Failure("restore database name %r: use lowercase letters, digits and '_'" % (database,))
+    ids = identities(settings.identity_file)
+    store = store or Store(settings)
+    manifest = check(settings, wanted, store)
+    admin = _connect("postgres")
+    admin.autocommit = True
+    try:
+        cursor = admin.cursor()
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
+        if cursor.fetchone():
+            raise Failure("restore: the database %s already exists; restore only into a new database" % database)
+        cursor.execute('CREATE DATABASE "%s"' % database)
+    finally:
+        admin.close()
+    body = store.stream(settings.key(manifest["id"], DB_PART))
+    reader, thread = decrypted_stream(body, ids)
+    env = dict(settings.env, PGDATABASE=database)
+    errors = tempfile.TemporaryFile()
+    # owners and grants as dumped: the database role must exist (provisioning creates it first)
+    proc = subprocess.Popen([settings.pg_restore, "--no-password", "--exit-on-error", "--single-transaction",
+                             "--dbname=" + database], stdin=reader, stderr=errors, env=env)
+    reader.close()  # only pg_restore reads the pipe now: if it stops, the decryption stops too
+    proc.wait()
+    thread.join()
+    if thread.errors and not proc.returncode:
+        raise Failure("restore: decrypting %s failed (%s); is restore_identity_file the key of one of the recipients?"
+                      % (DB_PART, thread.errors[0]))
+    if proc.returncode:
+        errors.seek(0)
+        decrypting = (" (decrypting failed too: %s; is restore_identity_file the key of a recipient?)" % thread.errors[0]
+                      if thread.errors else "")
+        raise Failure("restore: pg_restore into %s failed (exit %d): %s%s"
+                      % (database, proc.returncode, _last_lines(errors.read()), decrypting))
+    return manifest
+
+
+def restore_keys(settings, wanted, path, store=None):
+    settings.need("identity_file")
+    ids = identities(settings.identity_file)
+    store = store or Store(settings)
+    manifest = check(settings, wanted, store)
+    body = store.stream(settings.key(manifest["id"], KEYS_PART))
+    pyrage = _pyrage()
+    try:
+        data = pyrage.decrypt(body.read(), ids)
+    except Exception as exc:  # pylint: disable=broad-except
+        raise Failure("restore: decrypting %s failed (%s)" % (KEYS_PART, exc))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    return manifest
+
+
+def verify(settings, wanted, database, store=None):
+    """The restore drill: restore into ``database``, compare row counts with the manifest, drop it."""
+    manifest = restore_db(settings, wanted, database, store)
+    try:
+        conn = _connect(database)
+        try:
+            restored = table_counts(conn.cursor())
+        finally:
+            conn.close()
+    finally:
+        admin = _connect("postgres")
+        admin.autocommit = True
+        try:
+            admin.cursor().execute('DROP DATABASE IF EXISTS "%s"' % database)
+        finally:
+            admin.close()
+    expected = manifest.get("tables") or {}
+    differences = dict((t, dict(expected=expected.get(t), restored=restored.get(t)))
+                       for t in sorted(set(expected) | set(restored)) if expected.get(t) != restored.get(t))
+    return dict(id=manifest["id"], ok=not differences, tables=len(expected), differences=differences)
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    settings = Settings()
+    commands = dict(backup=(0, lambda: backup(settings)),
+                    list=(0, lambda: Store(settings).set_ids()),
+                    check=(1, lambda: check(settings, argv[1])),
+                    verify=(2, lambda: verify(settings, argv[1], argv[2])))
+    commands["restore-db"] = (2, lambda: restore_db(settings, argv[1], argv[2]))
+    commands["restore-keys"] = (2, lambda: restore_keys(settings, argv[1], argv[2]))
+    if not argv or argv[0] not in commands or len(argv) != commands[argv[0]][0] + 1:
+        sys.stderr.write(__doc__.split("Commands", 1)[1].split("Exit status", 1)[0])
+        return 2
+    try:
+        result = commands[argv[0]][1]()
+    except Failure as exc:
+        sys.stderr.write("%s\n" % exc)
+        return 1
+    sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
+    if argv[0] == "verify" and not result["ok"]:
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

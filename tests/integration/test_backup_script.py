@@ -1,0 +1,259 @@
+# -*- coding: utf-8 -*-
+# Copyright: fediverse.mastodon contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The backup role's script (roles/backup/files/mastodon_backup.py), the file the backup Job runs,
+run on the host against the lab's real PostgreSQL and Ceph RGW (issue 15): a round trip of a
+database with random rows, non-ASCII text and a large object, and of the keys; the parts are
+unreadable without the private key; a corrupted part and an existing target are refused before
+anything changes; the restore drill compares row counts.
+
+Needs the lab (`eval "$(make -s lab-env)"`), Debian's `age` (the lab installs it) and pyrage.
+"""
+
+import base64
+import json
+import os
+import random
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from ansible_run import REPO
+
+SCRIPT = os.path.join(REPO, "roles", "backup", "files", "mastodon_backup.py")
+NEEDED = ("LAB_PG_HOST", "LAB_PG_PORT", "LAB_PG_USER", "LAB_PG_PASSWORD", "LAB_S3_ENDPOINT", "LAB_S3_ACCESS_KEY",
+          "LAB_S3_SECRET_KEY")
+pytestmark = [pytest.mark.lab, pytest.mark.skipif(
+    any(not os.environ.get(n) for n in NEEDED), reason="needs the lab: eval \"$(make -s lab-env)\"")]
+
+pyrage = pytest.importorskip("pyrage")
+psycopg2 = pytest.importorskip("psycopg2")
+boto3 = pytest.importorskip("boto3")
+
+ROWS = 3000
+TEXTS = ["Grüße aus Köln", "東京で会いましょう", "Привет, мир", "🐘 toot toot", "plain ascii", "tab\tand\nnew line", "quote ' \" \\"]
+
+
+def pg(database="postgres"):
+    conn = psycopg2.connect(host=os.environ["LAB_PG_HOST"], port=os.environ["LAB_PG_PORT"], user=os.environ["LAB_PG_USER"],
+                            password=os.environ["LAB_PG_PASSWORD"], dbname=database)
+    conn.autocommit = True
+    return conn
+
+
+def s3():
+    from botocore.config import Config
+    return boto3.client("s3", endpoint_url=os.environ["LAB_S3_ENDPOINT"], region_name="us-east-1",
+                        aws_access_key_id=os.environ["LAB_S3_ACCESS_KEY"], aws_secret_access_key=os.environ["LAB_S3_SECRET_KEY"],
+                        config=Config(s3={"addressing_style": "path"}))
+
+
+def database_exists(name):
+    with pg() as conn:
+        cur = conn.cursor()
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+        return cur.fetchone() is not None
+
+
+def drop_database(name):
+    conn = pg()
+    try:
+        conn.cursor().execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
+    finally:
+        conn.close()
+
+
+def fingerprint(database):
+    """table -> md5 of every row in order, plus the large objects' bytes."""
+    conn = pg(database)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
+        tables = [t for (t,) in cur.fetchall()]
+        out = {}
+        for table in tables:
+            cur.execute('SELECT count(*), md5(coalesce(string_agg(t::text, \'|\' ORDER BY t::text), \'\')) FROM "%s" t' % table)
+            out[table] = cur.fetchone()
+        cur.execute("SELECT oid, md5(lo_get(oid)) FROM pg_largeobject_metadata ORDER BY oid")
+        out["large objects"] = cur.fetchall()
+        return out
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A database with random content, its keys file, an age key pair, a versioned bucket."""
+    tag = uuid.uuid4().hex[:8]
+    database, bucket = "it_backup_" + tag, "it-backup-" + tag
+    rng = random.Random(tag)
+    conn = pg()
+    conn.cursor().execute('CREATE DATABASE "%s"' % database)
+    conn.close()
+    conn = pg(database)
+    cur = conn.cursor()
+    cur.execute("CREATE TABLE schema_migrations (version varchar PRIMARY KEY)")
+    cur.execute("INSERT INTO schema_migrations VALUES ('20250101000000'), ('20260915120000')")
+    cur.execute("CREATE TABLE statuses (id bigserial PRIMARY KEY, text text NOT NULL, sensitive boolean, created_at timestamptz DEFAULT now())")
+    cur.execute("CREATE TABLE media (id bigserial PRIMARY KEY, blob bytea)")
+    cur.execute("CREATE TABLE empty_table (id int)")
+    for dummy in range(ROWS):
+        text = rng.choice(TEXTS) + " " + "".join(rng.choice("abcdefghijklmnopqrstuvwxyzäöü") for dummy in range(rng.randint(1, 200)))
+        cur.execute("INSERT INTO statuses (text, sensitive) VALUES (%s, %s)", (text, rng.random() < 0.1))
+    for dummy in range(50):
+        cur.execute("INSERT INTO media (blob) VALUES (%s)", (bytes(rng.getrandbits(8) for dummy in range(rng.randint(0, 4096))),))
+    large = os.urandom(300 * 1024)
+    cur.execute("SELECT lo_from_bytea(0, %s)", (psycopg2.Binary(large),))
+    conn.close()
+
+    client = s3()
+    client.create_bucket(Bucket=bucket)
+    client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+
+    directory = tmp_path_factory.mktemp("backup")
+    identity = pyrage.x25519.Identity.generate()
+    identity_file = directory / "identity.txt"
+    identity_file.write_text("# the private key, never in the cluster\n%s\n" % identity)
+    keys = dict(SECRET_KEY_BASE=os.urandom(64).hex(), OTP_SECRET=os.urandom(64).hex(),
+                ACTIVE_RECORD_ENCRYPTION_PRIMARY_KEY=base64.b64encode(os.urandom(32)).decode(),
+                ACTIVE_RECORD_ENCRYPTION_DETERMINISTIC_KEY=base64.b64encode(os.urandom(32)).decode(),
+                ACTIVE_RECORD_ENCRYPTION_KEY_DERIVATION_SALT=base64.b64encode(os.urandom(32)).decode(),
+                VAPID_PRIVATE_KEY=base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("="),
+                VAPID_PUBLIC_KEY=base64.urlsafe_b64encode(os.urandom(65)).decode().rstrip("="))
+    keys_file = directory / "keys.json"
+    keys_file.write_bytes(json.dumps(keys, sort_keys=True).encode())
+    env = dict(os.environ, PGHOST=os.environ["LAB_PG_HOST"], PGPORT=os.environ["LAB_PG_PORT"], PGUSER=os.environ["LAB_PG_USER"],
+               PGPASSWORD=os.environ["LAB_PG_PASSWORD"], PGDATABASE=database,
+               BACKUP_S3_ENDPOINT=os.environ["LAB_S3_ENDPOINT"], BACKUP_S3_BUCKET=bucket, BACKUP_S3_PREFIX="social/",
+               AWS_ACCESS_KEY_ID=os.environ["LAB_S3_ACCESS_KEY"], AWS_SECRET_ACCESS_KEY=os.environ["LAB_S3_SECRET_KEY"],
+               BACKUP_RECIPIENTS=str(identity.to_public()), BACKUP_KEYS_FILE=str(keys_file),
+               MASTODON_VERSION="v4.6.3", LOCAL_DOMAIN="social.lab.test")
+    env.pop("BACKUP_IDENTITY_FILE", None)
+    yield dict(database=database, bucket=bucket, env=env, keys=keys, keys_file=keys_file, identity_file=identity_file,
+               directory=directory, large=large)
+    for name in (database, database + "_drill", database + "_other"):
+        drop_database(name)
+    paginator = client.get_paginator("list_object_versions")
+    for page in paginator.paginate(Bucket=bucket):
+        for item in (page.get("Versions") or []) + (page.get("DeleteMarkers") or []):
+            client.delete_object(Bucket=bucket, Key=item["Key"], VersionId=item["VersionId"])
+    client.delete_bucket(Bucket=bucket)
+
+
+def script(env, *args):
+    proc = subprocess.run([sys.executable, SCRIPT] + list(args), env=env, capture_output=True, text=True, timeout=600, check=False)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def parts(world, set_id):
+    client = s3()
+    prefix = "social/%s/" % set_id
+    listing = client.list_objects_v2(Bucket=world["bucket"], Prefix=prefix)
+    return dict((item["Key"][len(prefix):], client.get_object(Bucket=world["bucket"], Key=item["Key"])["Body"].read())
+                for item in listing.get("Contents") or [])
+
+
+@pytest.fixture(scope="module")
+def made(world):
+    """One backup set of the world's database, and the fingerprint of the database it was made from."""
+    before = fingerprint(world["database"])
+    rc, out, err = script(world["env"], "backup")
+    assert rc == 0, err
+    return json.loads(out), before
+
+
+def test_the_set_has_a_manifest_that_describes_it(made, world):
+    manifest, before = made
+    assert manifest["mastodon_version"] == "v4.6.3" and manifest["local_domain"] == "social.lab.test"
+    assert manifest["schema_version"] == "20260915120000"
+    assert manifest["tables"]['public.statuses'] == ROWS and manifest["tables"]["public.empty_table"] == 0
+    assert manifest["started"] <= manifest["finished"]
+    stored = parts(world, manifest["id"])
+    assert sorted(stored) == ["db.dump.age", "keys.json.age", "manifest.json"]
+    for name in ("db.dump.age", "keys.json.age"):
+        assert manifest["parts"][name]["size"] == len(stored[name])
+    assert json.loads(stored["manifest.json"]) == manifest
+    rc, out, err = script(world["env"], "list")
+    assert rc == 0 and json.loads(out) == [manifest["id"]], err
+
+
+def test_the_parts_are_unreadable_without_the_private_key(made, world):
+    manifest, dummy = made
+    stored = parts(world, manifest["id"])
+    for name in ("db.dump.age", "keys.json.age"):
+        data = stored[name]
+        assert data.startswith(b"age-encryption.org/v1\n-> X25519 "), name
+        assert b"PGDMP" not in data, "%s holds pg_dump's magic bytes in clear" % name
+        for key, value in world["keys"].items():
+            assert value.encode() not in data, "%s holds %s in clear" % (name, key)
+    for value in world["keys"].values():
+        assert value.encode() not in stored["manifest.json"]
+    # the same files decrypt with Debian's age: the format is age's, not pyrage's
+    encrypted = world["directory"] / "db.dump.age"
+    encrypted.write_bytes(stored["db.dump.age"])
+    proc = subprocess.run(["age", "--decrypt", "--identity", str(world["identity_file"]), str(encrypted)],
+                          capture_output=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(b"PGDMP")
+
+
+def test_a_round_trip_restores_the_data_and_the_keys_identically(made, world):
+    manifest, before = made
+    env = dict(world["env"], BACKUP_IDENTITY_FILE=str(world["identity_file"]))
+    drop_database(world["database"])
+    world["keys_file"].unlink()
+    rc, out, err = script(env, "restore-db", "latest", world["database"])
+    assert rc == 0, err
+    assert json.loads(out)["id"] == manifest["id"]
+    assert fingerprint(world["database"]) == before
+    restored_keys = world["directory"] / "restored-keys.json"
+    rc, out, err = script(env, "restore-keys", manifest["id"], str(restored_keys))
+    assert rc == 0, err
+    assert restored_keys.read_bytes() == json.dumps(world["keys"], sort_keys=True).encode()
+    assert oct(restored_keys.stat().st_mode & 0o777) == "0o600"
+    world["keys_file"].write_bytes(restored_keys.read_bytes())
+
+
+def test_the_drill_compares_row_counts_and_leaves_nothing(made, world):
+    manifest, dummy = made
+    env = dict(world["env"], BACKUP_IDENTITY_FILE=str(world["identity_file"]))
+    rc, out, err = script(env, "verify", "latest", world["database"] + "_drill")
+    assert rc == 0, err
+    result = json.loads(out)
+    assert result == dict(id=manifest["id"], ok=True, tables=len(manifest["tables"]), differences={})
+    assert not database_exists(world["database"] + "_drill")
+
+
+def test_restoring_over_an_existing_database_is_refused(made, world):
+    env = dict(world["env"], BACKUP_IDENTITY_FILE=str(world["identity_file"]))
+    before = fingerprint(world["database"])
+    rc, dummy, err = script(env, "restore-db", "latest", world["database"])
+    assert rc == 1 and "already exists" in err, err
+    assert fingerprint(world["database"]) == before
+
+
+def test_a_wrong_key_is_refused_naming_the_variable(made, world):
+    other = world["directory"] / "other.txt"
+    other.write_text("%s\n" % pyrage.x25519.Identity.generate())
+    env = dict(world["env"], BACKUP_IDENTITY_FILE=str(other))
+    rc, dummy, err = script(env, "restore-db", "latest", world["database"] + "_other")
+    assert rc == 1 and "restore_identity_file" in err, err
+    drop_database(world["database"] + "_other")
+
+
+def test_a_corrupted_part_is_refused_before_anything_changes(made, world):
+    manifest, dummy = made
+    key = "social/%s/db.dump.age" % manifest["id"]
+    client = s3()
+    data = bytearray(client.get_object(Bucket=world["bucket"], Key=key)["Body"].read())
+    data[len(data) // 2] ^= 0xFF
+    client.put_object(Bucket=world["bucket"], Key=key, Body=bytes(data))
+    env = dict(world["env"], BACKUP_IDENTITY_FILE=str(world["identity_file"]))
+    target = world["database"] + "_other"
+    rc, dummy, err = script(env, "restore-db", manifest["id"], target)
+    assert rc == 1 and "db.dump.age of set %s is corrupt" % manifest["id"] in err and "nothing was changed" in err, err
+    assert not database_exists(target)
+    rc, dummy, err = script(env, "check", "latest")
+    assert rc == 1 and "corrupt" in err
