@@ -154,45 +154,36 @@ class Counted:
         return True
 
 
-def encrypted_stream(source, to):
-    """(reader of the encrypted bytes of ``source``, thread): age encryption in a thread, into a pipe."""
-    pyrage = _pyrage()
+def _piped(work, source, keys):
+    """(reader, thread): ``work(source, writer, keys)`` (pyrage's encrypt_io or decrypt_io) runs in
+    a thread and writes into a pipe; the caller reads the other end. ``thread.errors`` holds what
+    the thread raised."""
     read_fd, write_fd = os.pipe()
     reader, writer = os.fdopen(read_fd, "rb"), os.fdopen(write_fd, "wb")
     errors = []
 
-    def work():
+    def run():
         try:
-            pyrage.encrypt_io(source, writer, to)
+            work(source, writer, keys)
         except Exception as exc:  # pylint: disable=broad-except
             errors.append(exc)
         finally:
             writer.close()
 
-    thread = threading.Thread(target=work, daemon=True)
-    thread.start()
+    thread = threading.Thread(target=run, daemon=True)
     thread.errors = errors
+    thread.start()
     return reader, thread
+
+
+def encrypted_stream(source, to):
+    """The age encryption of ``source`` to the recipients ``to``, as a reader (see _piped)."""
+    return _piped(_pyrage().encrypt_io, source, to)
 
 
 def decrypted_stream(source, ids):
-    pyrage = _pyrage()
-    read_fd, write_fd = os.pipe()
-    reader, writer = os.fdopen(read_fd, "rb"), os.fdopen(write_fd, "wb")
-    errors = []
-
-    def work():
-        try:
-            pyrage.decrypt_io(source, writer, ids)
-        except Exception as exc:  # pylint: disable=broad-except
-            errors.append(exc)
-        finally:
-            writer.close()
-
-    thread = threading.Thread(target=work, daemon=True)
-    thread.start()
-    thread.errors = errors
-    return reader, thread
+    """The age decryption of ``source`` with the identities ``ids``, as a reader (see _piped)."""
+    return _piped(_pyrage().decrypt_io, source, ids)
 
 
 # ---- S3 --------------------------------------------------------------------------------------------
