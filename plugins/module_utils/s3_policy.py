@@ -82,6 +82,38 @@ def user_policy(buckets):
     }
 
 
+BACKUP_WRITE_SID = "FediverseMastodonBackupWrite"
+BACKUP_DENY_SID = "FediverseMastodonBackupNoDelete"
+
+BACKUP_WRITE_ACTIONS = ("s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts")
+"""What the backup writer may do: add objects under its prefix (multipart included), nothing else."""
+
+BACKUP_DENIED_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:DeleteBucket", "s3:DeleteBucketPolicy",
+                         "s3:PutBucketPolicy", "s3:PutBucketVersioning", "s3:PutLifecycleConfiguration",
+                         "s3:PutBucketObjectLockConfiguration", "s3:PutObjectRetention", "s3:PutObjectLegalHold",
+                         "s3:BypassGovernanceRetention", "s3:PutBucketAcl")
+"""Denied explicitly, so that even a bucket the writer owned could not lose a backup through it.
+GetObject too: RGW lets the owner of an object (the writer) read it back unless a policy denies it."""
+
+
+def backup_writer_policy(bucket, prefix=""):
+    """The backup writer's policy (the key the backup Job holds): it may write new objects under
+    ``prefix`` of ``bucket`` and may not delete any object or version, nor change what protects
+    them (versioning, lifecycle, object lock, the bucket policy). An overwrite of an existing
+    key cannot be refused by a policy: on a versioned bucket it only adds a version, and the
+    older one stays (the writer cannot delete versions)."""
+    prefix = (prefix or "").strip("/")
+    objects = objects_arn(bucket, prefix + "/" if prefix else "")
+    return {
+        "Version": POLICY_VERSION,
+        "Statement": [
+            {"Sid": BACKUP_WRITE_SID, "Effect": "Allow", "Action": list(BACKUP_WRITE_ACTIONS), "Resource": [objects]},
+            {"Sid": BACKUP_DENY_SID, "Effect": "Deny", "Action": list(BACKUP_DENIED_ACTIONS),
+             "Resource": [bucket_arn(bucket), objects_arn(bucket)]},
+        ],
+    }
+
+
 def load_policy(policy):
     """A policy given as a JSON string or a dict, as a dict. Raises PolicyError."""
     if policy is None or policy == "":

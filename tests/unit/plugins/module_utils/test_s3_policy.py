@@ -142,3 +142,17 @@ def test_user_policy_comparison_can_ignore_statement_ids():
     wider = {"Version": "2012-10-17", "Statement": stripped["Statement"] + [
         {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
     assert not sp.policies_equal(ours, wider, ignore_sid=True)
+
+
+def test_the_backup_writer_may_only_add_objects_under_its_prefix():
+    policy = sp.backup_writer_policy("backups", "/social/")
+    allow, deny = policy["Statement"]
+    assert allow["Effect"] == "Allow" and allow["Resource"] == ["arn:aws:s3:::backups/social/*"]
+    assert sorted(allow["Action"]) == ["s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "s3:PutObject"]
+    assert deny["Effect"] == "Deny" and deny["Resource"] == ["arn:aws:s3:::backups", "arn:aws:s3:::backups/*"]
+    for action in ("s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutBucketVersioning", "s3:PutLifecycleConfiguration"):
+        assert action in deny["Action"]
+    assert not any(a.startswith("s3:Get") or a.startswith("s3:List") for a in allow["Action"] if a != "s3:ListMultipartUploadParts")
+    whole = sp.backup_writer_policy("backups")
+    assert whole["Statement"][0]["Resource"] == ["arn:aws:s3:::backups/*"]
+    assert sp.policies_equal(policy, sp.load_policy(sp.policy_json(policy)))
