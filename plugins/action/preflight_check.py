@@ -98,7 +98,8 @@ class ActionModule(ActionBase):
             lock = opts["preflight_run_lock"]
             if lock and reached:
                 held = self._module(instance_lock, dict(namespace=lock["namespace"], name=lock["name"], holder=lock["holder"],
-                                                        break_lock=bool(lock.get("break_lock")), state="checked"), "instance_lock")
+                                                        break_lock=boolean(lock.get("break_lock") or False, strict=False),
+                                                        state="checked"), "instance_lock")
                 if held.get("failed"):
                     problems.append(held.get("msg"))
             if reached:

@@ -29,6 +29,10 @@ DEFAULT_ROLES = ("postgresql", "redis", "elasticsearch", "minio", "provision", "
 # Variables the semantic checks read that no role declares (or that the preflight role owns).
 EXTRA_NAMES = ("mastodon_domain", "preflight_kubeconfig", "postgresql_external_direct_host",
                "preflight_postgresql_min_version", "preflight_redis_min_version")
+# "'name' is undefined": the variable an expression needed.
+UNDEFINED_RE = re.compile(r"'([A-Za-z_][A-Za-z0-9_]*)' is undefined")
+# Facts a later phase sets (docs/conventions.md): a default that refers to one is checked when its role runs.
+LATER_FACT_SUFFIXES = ("_connection",)
 # Argument-spec keys that describe an option but do not validate it.
 DOC_KEYS = ("description", "default", "version_added")
 
@@ -61,6 +65,7 @@ class RoleInputs:
         self._loader = loader
         self._templar = templar
         self._problems = []
+        self._undefined = set()
 
     def _load(self, role, name):
         path = os.path.join(ROLES_DIR, role, *name.split("/"))
@@ -91,8 +96,16 @@ class RoleInputs:
                 continue
             try:
                 values[name] = templar.template(available[name])
-            except AnsibleUndefinedVariable:
+            except AnsibleUndefinedVariable as exc:
                 deferred.add(name)
+                missing = UNDEFINED_RE.search(str(exc))
+                # a default may wait for a connection fact of a later phase; anything else that is
+                # undefined is an inventory mistake (a vault variable not loaded, a typo)
+                if missing and not missing.group(1).endswith(LATER_FACT_SUFFIXES):
+                    values[name] = None
+                    self._undefined.add(name)
+                    self._problems.append("%s: refers to %s, which is not defined; define it (in the inventory or "
+                                          "the vault) or remove the reference" % (name, missing.group(1)))
             except AnsibleError as exc:
                 values[name] = None
                 deferred.add(name)
@@ -106,6 +119,7 @@ class RoleInputs:
         Ansible as such: it may hold secrets)."""
         roles = list(DEFAULT_ROLES) if roles is None else list(roles)
         self._problems = []
+        self._undefined = set()
         # every role's defaults take part in the merge; only the named roles' specs are enforced
         all_specs, role_of, defaults = self._specs(roles + [r for r in DEFAULT_ROLES if r not in roles])
         specs = dict((n, s) for n, s in all_specs.items() if role_of[n] in roles)
@@ -139,7 +153,7 @@ class RoleInputs:
         # 2. the semantic checks, on the validated (type-converted) values; a variable whose spec
         # check failed is reported once, by the spec check
         self._problems.extend(line for line in inputs.semantic_problems(merged)
-                              if line.split(":", 1)[0] not in failed)
+                              if line.split(":", 1)[0] not in failed and line.split(":", 1)[0] not in self._undefined)
         self._problems.extend(self._shared_database_problems(merged, specs, defaults, task_vars))
 
         pg_min, redis_min = inputs.min_server_versions(merged.get("mastodon_version"))

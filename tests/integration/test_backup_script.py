@@ -11,6 +11,7 @@ Needs the lab (`eval "$(make -s lab-env)"`), Debian's `age` (the lab installs it
 """
 
 import base64
+import hashlib
 import json
 import os
 import random
@@ -155,12 +156,22 @@ def parts(world, set_id):
                 for item in listing.get("Contents") or [])
 
 
+LATE_ROWS = 5
+
+
 @pytest.fixture(scope="module")
 def made(world):
-    """One backup set of the world's database, and the fingerprint of the database it was made from."""
+    """One backup set of the world's database, and the fingerprint of the database it was made
+    from. Rows are added while the backup runs (after its snapshot, before pg_dump starts): the
+    set must not hold them, neither in the dump nor in the manifest's row counts."""
     before = fingerprint(world["database"])
-    rc, out, err = script(world["env"], "backup")
+    wrapper = world["directory"] / "pg_dump_with_late_writes.sh"
+    wrapper.write_text("#!/bin/sh\nset -e\npsql -q -v ON_ERROR_STOP=1 -c \"INSERT INTO statuses (text) SELECT 'late ' || g "
+                       "FROM generate_series(1, %d) g\" >&2\nexec pg_dump \"$@\"\n" % LATE_ROWS)
+    wrapper.chmod(0o755)
+    rc, out, err = script(dict(world["env"], BACKUP_PG_DUMP=str(wrapper)), "backup")
     assert rc == 0, err
+    assert fingerprint(world["database"])["statuses"][0] == ROWS + LATE_ROWS, "the late rows were not written"
     return json.loads(out), before
 
 
@@ -174,6 +185,7 @@ def test_the_set_has_a_manifest_that_describes_it(made, world):
     assert sorted(stored) == ["db.dump.age", "keys.json.age", "manifest.json"]
     for name in ("db.dump.age", "keys.json.age"):
         assert manifest["parts"][name]["size"] == len(stored[name])
+        assert manifest["parts"][name]["sha256"] == hashlib.sha256(stored[name]).hexdigest()
     assert json.loads(stored["manifest.json"]) == manifest
     rc, out, err = script(world["env"], "list")
     assert rc == 0 and json.loads(out) == [manifest["id"]], err
@@ -239,19 +251,26 @@ def test_a_wrong_key_is_refused_naming_the_variable(made, world):
     other.write_text("%s\n" % pyrage.x25519.Identity.generate())
     env = dict(world["env"], BACKUP_IDENTITY_FILE=str(other))
     rc, dummy, err = script(env, "restore-db", "latest", world["database"] + "_other")
-    assert rc == 1 and "restore_identity_file" in err, err
-    drop_database(world["database"] + "_other")
+    assert rc == 1 and "restore_identity_file" in err and "nothing was changed" in err, err
+    assert not database_exists(world["database"] + "_other")
 
 
-def test_a_corrupted_part_is_refused_before_anything_changes(made, world):
+def test_a_rewritten_or_corrupted_part_is_refused_before_anything_changes(made, world):
     manifest, dummy = made
     key = "social/%s/db.dump.age" % manifest["id"]
     client = s3()
+    original = client.head_object(Bucket=world["bucket"], Key=key)["VersionId"]
     data = bytearray(client.get_object(Bucket=world["bucket"], Key=key)["Body"].read())
     data[len(data) // 2] ^= 0xFF
-    client.put_object(Bucket=world["bucket"], Key=key, Body=bytes(data))
     env = dict(world["env"], BACKUP_IDENTITY_FILE=str(world["identity_file"]))
     target = world["database"] + "_other"
+    # written over (what a compromised writer can do): the older version is kept, the set refused
+    client.put_object(Bucket=world["bucket"], Key=key, Body=bytes(data))
+    rc, dummy, err = script(env, "restore-db", manifest["id"], target)
+    assert rc == 1 and "set %s was written over" % manifest["id"] in err and "nothing was changed" in err, err
+    assert not database_exists(target)
+    # corrupted in place (one version, wrong bytes): the checksum refuses it
+    client.delete_object(Bucket=world["bucket"], Key=key, VersionId=original)
     rc, dummy, err = script(env, "restore-db", manifest["id"], target)
     assert rc == 1 and "db.dump.age of set %s is corrupt" % manifest["id"] in err and "nothing was changed" in err, err
     assert not database_exists(target)

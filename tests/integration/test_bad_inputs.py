@@ -97,6 +97,8 @@ CASES = [
     ("secret-ref-type", {"mastodon_db_password_secret": "social-postgresql"}, "mastodon_db_password_secret"),
     ("downgrade-flag-type", {"mastodon_allow_downgrade": "perhaps"}, "mastodon_allow_downgrade"),
     ("kubernetes-too-old-for-floor", {"preflight_kubernetes_min_version": "1.99"}, "preflight_kubernetes_min_version"),
+    # a reference to a variable nobody defined (a vault file not loaded): named, not skipped
+    ("undefined-reference", {"redis_storage_class": "{{ vault_storage_class }}"}, "redis_storage_class"),
 ]
 # Two instances on one external database server with the same role and database name: each of
 # them is refused (the check sees the whole inventory).

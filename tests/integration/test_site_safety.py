@@ -148,7 +148,7 @@ def test_skipping_preflight_is_explicit_and_warned():
     assert "TASK [fediverse.mastodon.preflight :" not in out
     rc, out, dummy = run(SITE, "--tags", "provision", "--check", label="--tags provision --check")
     assert "WARNING: --skip-tags preflight" not in out
-    assert "TASK [fediverse.mastodon.preflight : Check the complete input of every role, defaults included]" in out, out[-3000:]
+    assert "TASK [fediverse.mastodon.preflight : Find every problem before any change, and stop with all of them]" in out, out[-3000:]
 
 
 def test_break_lock_takes_a_live_lock_and_releases_it():

@@ -214,15 +214,20 @@ class Store:
         self.client.put_object(Bucket=self.settings.bucket, Key=key, Body=json.dumps(data, indent=2, sort_keys=True).encode(),
                                ContentType="application/json", ACL="bucket-owner-full-control")
 
-    def get_json(self, key):
-        try:
-            body = self.client.get_object(Bucket=self.settings.bucket, Key=key)["Body"].read()
-        except self.client.exceptions.NoSuchKey:
-            raise Failure("restore_backup: the set has no %s (an incomplete or unknown set)" % key)
-        return json.loads(body)
+    def stream(self, key, version_id=None):
+        extra = dict(VersionId=version_id) if version_id and version_id != "null" else {}
+        return self.client.get_object(Bucket=self.settings.bucket, Key=key, **extra)["Body"]
 
-    def stream(self, key):
-        return self.client.get_object(Bucket=self.settings.bucket, Key=key)["Body"]
+    def versions(self, prefix):
+        """key -> [version ids, newest first], and the keys that carry a delete marker."""
+        found, deleted = {}, set()
+        paginator = self.client.get_paginator("list_object_versions")
+        for page in paginator.paginate(Bucket=self.settings.bucket, Prefix=prefix):
+            for item in page.get("Versions") or []:
+                found.setdefault(item["Key"], []).append((item["LastModified"], item["VersionId"]))
+            for item in page.get("DeleteMarkers") or []:
+                deleted.add(item["Key"])
+        return dict((k, [v for dummy, v in sorted(vs, reverse=True)]) for k, vs in found.items()), deleted
 
     def set_ids(self):
         """The ids of the complete sets (with a manifest), oldest first."""
@@ -251,7 +256,7 @@ def _connect(database=None):
 def table_counts(cursor):
     """table -> exact row count, for every ordinary table of the schemas Mastodon uses."""
     cursor.execute("SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c "
-                   "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') "
+                   "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't' "
                    "AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' "
                    "ORDER BY 1")
     counts = {}
@@ -301,18 +306,27 @@ def backup(settings, store=None, set_id=None):
         cursor = conn.cursor()
         cursor.execute("SELECT pg_export_snapshot()")
         snapshot = cursor.fetchone()[0]
-        errors = tempfile.TemporaryFile()
-        dump = subprocess.Popen([settings.pg_dump, "--format=custom", "--no-password", "--snapshot=" + snapshot],
-                                stdout=subprocess.PIPE, stderr=errors)
-        reader, thread = encrypted_stream(dump.stdout, to)
-        counted = Counted(reader)
-        store.upload(counted, settings.key(set_id, DB_PART))
-        thread.join()
-        if dump.wait() != 0:
-            errors.seek(0)
-            raise Failure("pg_dump failed (exit %d): %s" % (dump.returncode, _last_lines(errors.read())))
-        if thread.errors:
-            raise Failure("encrypting the dump failed: %s" % thread.errors[0])
+        with tempfile.TemporaryFile() as errors:
+            dump = subprocess.Popen([settings.pg_dump, "--format=custom", "--no-password", "--snapshot=" + snapshot],
+                                    stdout=subprocess.PIPE, stderr=errors)
+            reader, thread = encrypted_stream(dump.stdout, to)
+            counted = Counted(reader)
+            try:
+                store.upload(counted, settings.key(set_id, DB_PART))
+            finally:
+                # whatever happened, nothing is left running: a stopped upload stops the
+                # encryption (its pipe closes), which stops pg_dump (its pipe closes)
+                reader.close()
+                thread.join()
+                dump.stdout.close()
+                if dump.poll() is None and thread.errors:
+                    dump.kill()
+                dump.wait()
+            if dump.returncode != 0:
+                errors.seek(0)
+                raise Failure("pg_dump failed (exit %d): %s" % (dump.returncode, _last_lines(errors.read())))
+            if thread.errors:
+                raise Failure("encrypting the dump failed: %s" % thread.errors[0])
         parts[DB_PART] = dict(size=counted.size, sha256=counted.sha256.hexdigest())
         counts = table_counts(cursor)
         version = schema_version(cursor)
@@ -337,8 +351,12 @@ def backup(settings, store=None, set_id=None):
 
 
 def resolve(store, wanted):
+    # a set id from the future (a clock gone wrong, or a writer that wants to stay "latest" for
+    # good) is never picked as the latest; it can still be named
+    horizon = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)).strftime("%Y%m%dT%H%M%SZ")
     ids = store.set_ids()
     if wanted == "latest":
+        ids = [i for i in ids if i <= horizon]
         if not ids:
             raise Failure("restore_backup=latest: there is no complete set under s3://%s/%s"
                           % (store.settings.bucket, store.settings.prefix))
@@ -351,17 +369,27 @@ def resolve(store, wanted):
 
 
 def check(settings, wanted, store=None):
-    """The manifest of the set, after every part's size and SHA-256 matched it."""
+    """The manifest of the set, after every part's size and SHA-256 matched it. Each object of the
+    set must have exactly one version and no delete marker: a set that was written over (the
+    backup writer may add versions, never remove them) is refused, not guessed at. The manifest
+    returned carries the version id of each part (``versions``), which the restore then reads."""
     store = store or Store(settings)
     set_id = resolve(store, wanted)
-    manifest = store.get_json(settings.key(set_id, MANIFEST))
+    versions, deleted = store.versions(settings.key(set_id) + "/")
+    rewritten = sorted(k for k, v in versions.items() if len(v) != 1) + sorted(deleted)
+    if rewritten:
+        raise Failure("restore_backup: set %s was written over after it was made (%s has several versions or a delete "
+                      "marker); nothing was changed. Check the bucket's history before you trust this set"
+                      % (set_id, ", ".join(k.rsplit("/", 1)[-1] for k in rewritten)))
+    pinned = dict((k.rsplit("/", 1)[-1], v[0]) for k, v in versions.items())
+    manifest = json.loads(store.stream(settings.key(set_id, MANIFEST), pinned.get(MANIFEST)).read())
     if manifest.get("format") != FORMAT or manifest.get("id") != set_id:
         raise Failure("restore_backup: the manifest of %s is not a format-%d manifest of that set" % (set_id, FORMAT))
     for name in (DB_PART, KEYS_PART):
         expected = (manifest.get("parts") or {}).get(name)
-        if not expected:
-            raise Failure("restore_backup: the manifest of %s lists no %s" % (set_id, name))
-        body = store.stream(settings.key(set_id, name))
+        if not expected or name not in pinned:
+            raise Failure("restore_backup: set %s has no %s" % (set_id, name))
+        body = store.stream(settings.key(set_id, name), pinned[name])
         digest, size = hashlib.sha256(), 0
         for chunk in iter(lambda: body.read(CHUNK), b""):
             digest.update(chunk)
@@ -370,17 +398,39 @@ def check(settings, wanted, store=None):
             raise Failure("restore_backup: %s of set %s is corrupt (size %d, expected %d; SHA-256 %s, expected %s); "
                           "nothing was changed" % (name, set_id, size, expected["size"], digest.hexdigest()[:12],
                                                    expected["sha256"][:12]))
+    manifest["versions"] = pinned
     return manifest
 
 
+def _keys(settings, manifest, ids, store):
+    """The decrypted keys of a checked set (small: read whole)."""
+    body = store.stream(settings.key(manifest["id"], KEYS_PART), manifest["versions"][KEYS_PART])
+    try:
+        return _pyrage().decrypt(body.read(), ids)
+    except Exception as exc:  # pylint: disable=broad-except
+        raise Failure("restore_identity_file: it cannot decrypt set %s (%s); give the private key of one of its "
+                      "recipients; nothing was changed" % (manifest["id"], exc))
+
+
+def _drop(database):
+    admin = _connect("postgres")
+    admin.autocommit = True
+    try:
+        admin.cursor().execute('DROP DATABASE IF EXISTS "%s"' % database)
+    finally:
+        admin.close()
+
+
 def restore_db(settings, wanted, database, store=None):
-    """Check the set, then restore its database into the new database ``database``."""
+    """Check the set and the private key, then restore its database into the new database
+    ``database``; on a failure that database is dropped again, so nothing is left behind."""
     settings.need("identity_file")
     if not DB_NAME_RE.match(database or ""):
         raise Failure("restore database name %r: use lowercase letters, digits and '_'" % (database,))
     ids = identities(settings.identity_file)
     store = store or Store(settings)
     manifest = check(settings, wanted, store)
+    _keys(settings, manifest, ids, store)  # the key works before anything is created
     admin = _connect("postgres")
     admin.autocommit = True
     try:
@@ -388,43 +438,46 @@ def restore_db(settings, wanted, database, store=None):
         cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
         if cursor.fetchone():
             raise Failure("restore: the database %s already exists; restore only into a new database" % database)
-        cursor.execute('CREATE DATABASE "%s"' % database)
+        cursor.execute('CREATE DATABASE "%s" TEMPLATE template0 ENCODING \'UTF8\'' % database)
     finally:
         admin.close()
-    body = store.stream(settings.key(manifest["id"], DB_PART))
-    reader, thread = decrypted_stream(body, ids)
-    env = dict(settings.env, PGDATABASE=database)
-    errors = tempfile.TemporaryFile()
-    # owners and grants as dumped: the database role must exist (provisioning creates it first)
-    proc = subprocess.Popen([settings.pg_restore, "--no-password", "--exit-on-error", "--single-transaction",
-                             "--dbname=" + database], stdin=reader, stderr=errors, env=env)
-    reader.close()  # only pg_restore reads the pipe now: if it stops, the decryption stops too
-    proc.wait()
-    thread.join()
-    if thread.errors and not proc.returncode:
-        raise Failure("restore: decrypting %s failed (%s); is restore_identity_file the key of one of the recipients?"
-                      % (DB_PART, thread.errors[0]))
-    if proc.returncode:
-        errors.seek(0)
-        decrypting = (" (decrypting failed too: %s; is restore_identity_file the key of a recipient?)" % thread.errors[0]
-                      if thread.errors else "")
-        raise Failure("restore: pg_restore into %s failed (exit %d): %s%s"
-                      % (database, proc.returncode, _last_lines(errors.read()), decrypting))
+    try:
+        _pg_restore(settings, manifest, ids, store, database)
+    except BaseException:
+        _drop(database)
+        raise
     return manifest
 
 
+def _pg_restore(settings, manifest, ids, store, database):
+    body = store.stream(settings.key(manifest["id"], DB_PART), manifest["versions"][DB_PART])
+    reader, thread = decrypted_stream(body, ids)
+    env = dict(settings.env, PGDATABASE=database)
+    with tempfile.TemporaryFile() as errors:
+        # owners and grants as dumped: the database role must exist (provisioning creates it first)
+        proc = subprocess.Popen([settings.pg_restore, "--no-password", "--exit-on-error", "--single-transaction",
+                                 "--dbname=" + database], stdin=reader, stderr=errors, env=env)
+        reader.close()  # only pg_restore reads the pipe now: if it stops, the decryption stops too
+        proc.wait()
+        thread.join()
+        if proc.returncode:
+            errors.seek(0)
+            decrypting = " (decrypting failed too: %s)" % thread.errors[0] if thread.errors else ""
+            raise Failure("restore: pg_restore into %s failed (exit %d): %s%s"
+                          % (database, proc.returncode, _last_lines(errors.read()), decrypting))
+    if thread.errors:
+        raise Failure("restore: decrypting %s failed (%s)" % (DB_PART, thread.errors[0]))
+
+
 def restore_keys(settings, wanted, path, store=None):
+    """Check the set, then write its keys (JSON) to ``path``, readable by the owner only."""
     settings.need("identity_file")
     ids = identities(settings.identity_file)
     store = store or Store(settings)
     manifest = check(settings, wanted, store)
-    body = store.stream(settings.key(manifest["id"], KEYS_PART))
-    pyrage = _pyrage()
-    try:
-        data = pyrage.decrypt(body.read(), ids)
-    except Exception as exc:  # pylint: disable=broad-except
-        raise Failure("restore: decrypting %s failed (%s)" % (KEYS_PART, exc))
+    data = _keys(settings, manifest, ids, store)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
     return manifest
@@ -440,12 +493,7 @@ def verify(settings, wanted, database, store=None):
         finally:
             conn.close()
     finally:
-        admin = _connect("postgres")
-        admin.autocommit = True
-        try:
-            admin.cursor().execute('DROP DATABASE IF EXISTS "%s"' % database)
-        finally:
-            admin.close()
+        _drop(database)
     expected = manifest.get("tables") or {}
     differences = dict((t, dict(expected=expected.get(t), restored=restored.get(t)))
                        for t in sorted(set(expected) | set(restored)) if expected.get(t) != restored.get(t))
@@ -468,6 +516,11 @@ def main(argv=None):
         result = commands[argv[0]][1]()
     except Failure as exc:
         sys.stderr.write("%s\n" % exc)
+        return 1
+    except Exception as exc:  # pylint: disable=broad-except
+        # the S3 or PostgreSQL client's own error, as one line (no traceback, no credential: the
+        # clients do not put them in their messages)
+        sys.stderr.write("%s: %s\n" % (type(exc).__name__, " ".join(str(exc).split())))
         return 1
     sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
     if argv[0] == "verify" and not result["ok"]:
