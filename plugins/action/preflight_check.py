@@ -63,12 +63,17 @@ class ActionModule(ActionBase):
         return dict((name, self._templar.template(task_vars[name]) if name in task_vars else None) for name in OPTIONS)
 
     def _module(self, module, params, name):
-        return run_main(module.main, params, check_mode=bool(self._task.check_mode), name="fediverse.mastodon." + name)
+        result = run_main(module.main, params, check_mode=bool(self._task.check_mode), name="fediverse.mastodon." + name)
+        # what the module warns about (a lock that will be broken or taken over) reaches the
+        # operator as it did when the module was a task of its own
+        self._warnings.extend(result.get("warnings") or [])
+        return result
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
         started = time.monotonic()
+        self._warnings = []
         opts = self._options(task_vars)
         instance, namespace = opts["preflight_instance"], opts["preflight_namespace"]
         auth = _without_none(dict(kubeconfig=opts["preflight_kubeconfig"], context=opts["preflight_kube_context"]))
@@ -137,6 +142,8 @@ class ActionModule(ActionBase):
             running_version=running or None, mastodon_version=v.get("mastodon_version"),
             endpoints=endpoints.get("services") or {}, problems=len(problems),
             seconds=round(time.monotonic() - started, 1))
+        if self._warnings:
+            result["warnings"] = list(result.get("warnings") or []) + self._warnings
         result.update(changed=changed, problems=problems, report=report, ansible_facts=dict(
             preflight_problems=problems, preflight_report=report,
             # where the instance lives (domain, database, bucket; no secret): the mastodon role records it
