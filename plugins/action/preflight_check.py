@@ -15,9 +15,11 @@ In order, on the controller:
 5. real logins to the external services (``endpoint_check``), with the credentials the deployment
    will use: the vaulted ``preflight_*`` values, else references to the Secrets.
 
-Every problem is collected; the step fails once at the end, listing them all. The result holds
-problem lines and a report, never a credential: the modules' invocations are not returned.
-The facts ``preflight_problems``, ``preflight_report`` and ``preflight_identity`` are set.
+Every problem is collected; the step never fails itself: it sets the facts
+``preflight_problems``, ``preflight_report`` and ``preflight_identity`` and returns the one
+message listing every problem (``msg``), and the role's next task stops the run with it (facts
+of a failed task would be lost to a rescue). The result holds problem lines and a report, never
+a credential: the modules' invocations are not returned.
 """
 
 from __future__ import annotations
@@ -148,6 +150,6 @@ class ActionModule(ActionBase):
             preflight_problems=problems, preflight_report=report,
             # where the instance lives (domain, database, bucket; no secret): the mastodon role records it
             preflight_identity=checked["identity"]))
-        if problems and boolean(opts["preflight_fail_on_problem"], strict=False):
-            result.update(failed=True, msg=preflight_plan.failure_message(problems))
+        # the role's next task stops the run with this message (facts of a failed task would be lost)
+        result["msg"] = preflight_plan.failure_message(problems) if problems else "no problem found"
         return result

@@ -13,12 +13,13 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 ---
 module: preflight_check
-short_description: The whole Mastodon preflight in one step, failing once with every problem
+short_description: The whole Mastodon preflight in one step, returning every problem at once
 version_added: "0.3.0"
 description:
   - Runs every check of the P(fediverse.mastodon.preflight#role) role, in order, and collects
-    every problem before it fails once, listing them all. Each problem line names the variable
-    to fix and the fix; none holds a value.
+    every problem. Each problem line names the variable to fix and the fix; none holds a value.
+  - It does not fail on a problem itself; RV(msg) lists them all and the role's next task stops
+    the run with it, so the facts it sets are there for a rescue block too.
   - "1. The complete merged input of every role: the work of M(fediverse.mastodon.preflight_inputs)."
   - "2. The cluster, read-only: the work of M(fediverse.mastodon.cluster_check) (API and version,
     namespace or the right to create it, StorageClasses of the in-cluster services, the kinds the
@@ -47,8 +48,6 @@ attributes:
   platform:
     platforms: posix
 options: {}
-notes:
-  - Fails when a problem is found and C(preflight_fail_on_problem) is true (the default).
 '''
 
 EXAMPLES = r'''
@@ -62,6 +61,10 @@ problems:
   returned: always
   type: list
   elements: str
+msg:
+  description: The message that lists every problem (the one the role stops with), or C(no problem found).
+  returned: always
+  type: str
 report:
   description: A short report (Kubernetes version, namespace, running and wanted Mastodon version, the external services reached, the number
     of problems, the seconds spent).

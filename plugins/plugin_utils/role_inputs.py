@@ -101,7 +101,8 @@ class RoleInputs:
                 missing = UNDEFINED_RE.search(str(exc))
                 # a default may wait for a connection fact of a later phase; anything else that is
                 # undefined is an inventory mistake (a vault variable not loaded, a typo)
-                if missing and not missing.group(1).endswith(LATER_FACT_SUFFIXES):
+                # (an option that refers to another option left unset is reported once, by that option)
+                if missing and not missing.group(1).endswith(LATER_FACT_SUFFIXES) and missing.group(1) not in names:
                     values[name] = None
                     self._undefined.add(name)
                     self._problems.append("%s: refers to %s, which is not defined; define it (in the inventory or "
