@@ -17,6 +17,7 @@ import uuid
 
 import pytest
 
+from s3_checks import denied  # noqa: E402
 from ansible_run import REPO
 
 boto3 = pytest.importorskip("boto3")
@@ -40,13 +41,6 @@ def client(lab, access_key, secret_key):
     return boto3.client("s3", endpoint_url=lab["endpoint"], aws_access_key_id=access_key, aws_secret_access_key=secret_key,
                         region_name="us-east-1", config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
 
-
-def denied(call):
-    try:
-        call()
-    except ClientError as exc:
-        return exc.response["Error"]["Code"] == "AccessDenied"
-    return False
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ import uuid
 
 import pytest
 
+from s3_checks import denied  # noqa: E402
 from ansible_run import run_module
 
 boto3 = pytest.importorskip("boto3")
@@ -93,13 +94,6 @@ def run(lab, check=False, diff=False, verbosity=0, env=None, **args):
     run_env.update(env or {})
     return run_module("minio_user", module_args, check=check, diff=diff, verbosity=verbosity, env=run_env)
 
-
-def denied(call):
-    try:
-        call()
-    except ClientError as exc:
-        return exc.response["Error"]["Code"] == "AccessDenied"
-    return False
 
 
 def assert_scoped_access(lab, access_key, secret_key, media, other):

@@ -1,0 +1,15 @@
+# -*- coding: utf-8 -*-
+# Copyright: fediverse.mastodon contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Helpers the S3 integration tests share."""
+
+from botocore.exceptions import ClientError
+
+
+def denied(call):
+    """True when ``call()`` is refused with AccessDenied."""
+    try:
+        call()
+    except ClientError as exc:
+        return exc.response["Error"]["Code"] == "AccessDenied"
+    return False
