@@ -42,7 +42,6 @@ def client(lab, access_key, secret_key):
                         region_name="us-east-1", config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
 
 
-
 @pytest.fixture(scope="module")
 def target(lab):
     """A versioned backup bucket owned by the admin, a media bucket with anonymous read, and a

@@ -95,7 +95,6 @@ def run(lab, check=False, diff=False, verbosity=0, env=None, **args):
     return run_module("minio_user", module_args, check=check, diff=diff, verbosity=verbosity, env=run_env)
 
 
-
 def assert_scoped_access(lab, access_key, secret_key, media, other):
     """The user can do what Mastodon does in its bucket, and nothing elsewhere."""
     cli = s3_client(lab, access_key, secret_key)
