@@ -33,6 +33,7 @@ from ansible_collections.fediverse.mastodon.plugins.modules import cluster_check
 from ansible_collections.fediverse.mastodon.plugins.modules import endpoint_check
 from ansible_collections.fediverse.mastodon.plugins.modules import instance_lock
 from ansible_collections.fediverse.mastodon.plugins.modules import instance_record
+from ansible_collections.fediverse.mastodon.plugins.plugin_utils import backup_plan
 from ansible_collections.fediverse.mastodon.plugins.plugin_utils import preflight_plan
 from ansible_collections.fediverse.mastodon.plugins.plugin_utils.controller_module import run_main
 from ansible_collections.fediverse.mastodon.plugins.plugin_utils.in_process import task_environment
@@ -83,7 +84,8 @@ class ActionModule(ActionBase):
         # 1. the settings (no cluster, no network)
         checked = RoleInputs(self._loader, self._templar).check(task_vars, opts["preflight_validate_roles"])
         v = checked.pop("merged")
-        problems = list(checked["problems"])
+        problems = list(checked["problems"]) + backup_plan.problems(v)
+        self._warnings.extend(backup_plan.warnings(v))
         changed = False
         with task_environment(self):
             # 2. the cluster (read-only; a SelfSubjectAccessReview only when the namespace is missing)

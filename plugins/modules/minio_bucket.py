@@ -90,6 +90,13 @@ options:
         on). Leave it unset to keep the bucket's setting. Mastodon does not need versioning; it
         keeps deleted media recoverable at the price of storage.
     type: bool
+  expire_days:
+    description:
+      - Keep objects this many days, by a lifecycle rule of the bucket (ID C(fediverse-mastodon-retention),
+        on the whole bucket). On a versioned bucket an object's older versions are kept as many days
+        after they were replaced, and unfinished multipart uploads are removed after 7 days.
+      - V(0) removes that rule. Leave it unset to keep the bucket's rules. Other rules are kept.
+    type: int
   cors:
     description:
       - The bucket's CORS rules, in order (the first matching rule wins). An empty list removes
@@ -227,6 +234,11 @@ policy:
         Principal: {AWS: ["*"]}
         Action: ["s3:GetObject"]
         Resource: ["arn:aws:s3:::social-media/*"]
+expire_days:
+  description: The days of the retention rule after the run (V(0) when the bucket has none).
+  returned: when O(state=present) and O(expire_days) is set
+  type: int
+  sample: 30
 versioning:
   description: The bucket's versioning status after the run (V(Enabled), V(Suspended), or V(null) when never enabled).
   returned: when O(state=present) and O(versioning) is set
@@ -386,6 +398,8 @@ class BucketModule(object):
             self.sync_versioning(existed, before_state, after_state)
         if params["cors"] is not None:
             self.sync_cors(existed, before_state, after_state)
+        if params["expire_days"] is not None:
+            self.sync_lifecycle(existed, before_state, after_state)
         if self.module._diff:
             self.result["diff"] = dict(before=before_state, after=after_state)
 
@@ -408,6 +422,35 @@ class BucketModule(object):
             self.client.put_bucket_versioning(Bucket=self.name, VersioningConfiguration={"Status": wanted})
         except Exception as exc:  # pylint: disable=broad-except
             self.fail(exc, "set the versioning of bucket %s" % self.name)
+
+    def sync_lifecycle(self, existed, before_state, after_state):
+        rules = []
+        if existed:
+            try:
+                rules = self.client.get_bucket_lifecycle_configuration(Bucket=self.name).get("Rules") or []
+            except s3u.ClientError as exc:
+                if s3u.error_code(exc) != "NoSuchLifecycleConfiguration":
+                    self.fail(exc, "read the lifecycle rules of bucket %s" % self.name)
+            except Exception as exc:  # pylint: disable=broad-except
+                self.fail(exc, "read the lifecycle rules of bucket %s" % self.name)
+        others = [r for r in rules if r.get("ID") != RETENTION_RULE]
+        current = retention_days([r for r in rules if r.get("ID") == RETENTION_RULE])
+        days = self.module.params["expire_days"]
+        before_state["expire_days"], after_state["expire_days"] = current, days
+        self.result["expire_days"] = days
+        if current == days:
+            return
+        self.result["changed"] = True
+        if self.module.check_mode:
+            return
+        wanted = others + ([retention_rule(days)] if days else [])
+        try:
+            if wanted:
+                self.client.put_bucket_lifecycle_configuration(Bucket=self.name, LifecycleConfiguration={"Rules": wanted})
+            else:
+                self.client.delete_bucket_lifecycle(Bucket=self.name)
+        except Exception as exc:  # pylint: disable=broad-except
+            self.fail(exc, "write the lifecycle rules of bucket %s" % self.name)
 
     def sync_cors(self, existed, before_state, after_state):
         current = []
@@ -568,6 +611,29 @@ def cors_rule(rule):
     return out
 
 
+RETENTION_RULE = "fediverse-mastodon-retention"
+
+
+def retention_rule(days):
+    """The lifecycle rule that keeps objects ``days`` days (and replaced versions as long)."""
+    return {"ID": RETENTION_RULE, "Status": "Enabled", "Filter": {"Prefix": ""},
+            "Expiration": {"Days": days}, "NoncurrentVersionExpiration": {"NoncurrentDays": days},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7}}
+
+
+def retention_days(rules):
+    """The days of our retention rule among ``rules`` as the server returns them; 0 when it is
+    missing, disabled, or not the rule retention_rule() writes (then it is written again)."""
+    for rule in rules:
+        days = (rule.get("Expiration") or {}).get("Days")
+        same = (rule.get("Status") == "Enabled"
+                and (rule.get("NoncurrentVersionExpiration") or {}).get("NoncurrentDays") == days
+                and (rule.get("AbortIncompleteMultipartUpload") or {}).get("DaysAfterInitiation") == 7
+                and ((rule.get("Filter") or {}).get("Prefix") or rule.get("Prefix") or "") == "")
+        return days if same and days else -1
+    return 0
+
+
 def main(module_class=AnsibleModule):
     argument_spec = s3u.s3_argument_spec(
         name=dict(type="str", required=True, aliases=["bucket"]),
@@ -577,6 +643,7 @@ def main(module_class=AnsibleModule):
         anonymous_read_prefixes=dict(type="list", elements="str"),
         policy=dict(type="json"),
         versioning=dict(type="bool"),
+        expire_days=dict(type="int"),
         cors=dict(type="list", elements="dict", options=dict(
             allowed_origins=dict(type="list", elements="str", required=True),
             allowed_methods=dict(type="list", elements="str", required=True,

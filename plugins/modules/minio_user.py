@@ -65,6 +65,20 @@ options:
     type: list
     elements: str
     default: []
+  access:
+    description:
+      - V(read_write) (Mastodon's media user) gets the policy described above.
+      - V(add_only) (a backup writer) may add objects under O(prefix) of the one bucket in O(buckets),
+        multipart included, and nothing else. It may not read, list or delete objects or versions,
+        nor change the bucket's versioning, lifecycle, object lock, policy or ACL. Use it on a
+        versioned bucket, where writing over a key only adds a version.
+    type: str
+    choices: [read_write, add_only]
+    default: read_write
+  prefix:
+    description: The key prefix an V(add_only) user may write under. Empty means the whole bucket.
+    type: str
+    default: ""
   policy_name:
     description:
       - Name of the policy. A canned policy for O(api=minio) (MinIO's policies are global, so the
@@ -573,7 +587,9 @@ class UserModule(object):
             self.result["diff"] = dict(before=self.diff_before, after=self.diff_after)
 
     def sync_policy(self, exists, user):
-        desired = sp.user_policy(self.module.params["buckets"])
+        p = self.module.params
+        desired = (sp.backup_writer_policy(p["buckets"][0], p["prefix"]) if p["access"] == "add_only"
+                   else sp.user_policy(p["buckets"]))
         current = self.call("read policy %s" % self.policy_name, self.backend.policy, self.name, self.policy_name) \
             if exists or self.module.params["api"] == "minio" else None
         attached = True
@@ -676,6 +692,8 @@ def main(module_class=AnsibleModule):
         state=dict(type="str", default="present", choices=["present", "absent"]),
         api=dict(type="str", default="minio", choices=["minio", "ceph"]),
         buckets=dict(type="list", elements="str", default=[]),
+        access=dict(type="str", default="read_write", choices=["read_write", "add_only"]),
+        prefix=dict(type="str", default=""),
         policy_name=dict(type="str"),
         user_access_key=dict(type="str", no_log=False),
         user_secret_key=dict(type="str", no_log=True),
@@ -686,6 +704,8 @@ def main(module_class=AnsibleModule):
     p = module.params
     if p["state"] == "present" and not p["buckets"]:
         module.fail_json(msg="buckets: name at least one bucket the user may write to (state: present).")
+    if p["access"] == "add_only" and len(p["buckets"]) > 1:
+        module.fail_json(msg="buckets: access=add_only (a backup writer) takes one bucket; name one.")
     for bucket in p["buckets"]:
         problem = s3u.bucket_name_problem(bucket)
         if problem:

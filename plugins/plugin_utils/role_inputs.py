@@ -25,7 +25,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.fediverse.mastodon.plugins.plugin_utils import inputs
 
 ROLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "roles")
-DEFAULT_ROLES = ("postgresql", "redis", "elasticsearch", "minio", "provision", "mastodon")
+DEFAULT_ROLES = ("postgresql", "redis", "elasticsearch", "minio", "provision", "mastodon", "backup")
 # Variables the semantic checks read that no role declares (or that the preflight role owns).
 EXTRA_NAMES = ("mastodon_domain", "preflight_kubeconfig", "postgresql_external_direct_host",
                "preflight_postgresql_min_version", "preflight_redis_min_version")

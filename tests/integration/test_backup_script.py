@@ -276,3 +276,45 @@ def test_a_rewritten_or_corrupted_part_is_refused_before_anything_changes(made, 
     assert not database_exists(target)
     rc, dummy, err = script(env, "check", "latest")
     assert rc == 1 and "corrupt" in err
+
+
+DUMP_SH = os.path.join(REPO, "roles", "backup", "files", "dump.sh")
+
+
+def test_the_jobs_two_containers_make_a_set_that_restores(made, world, tmp_path):
+    """The backup Job as the lab cannot run it: files/dump.sh (the dump container) and the script
+    with BACKUP_DUMP_DIR and BACKUP_KEYS_DIR (the backup container, Secrets mounted as folders)
+    meet on a shared folder; the set restores with the same row counts and byte-identical keys."""
+    shared, keys_dir = tmp_path / "shared", tmp_path / "keys"
+    shared.mkdir()
+    secrets = {"social-mastodon": {"SECRET_KEY_BASE": os.urandom(64).hex().encode(), "BINARY": os.urandom(48)},
+               "social-mastodon-s3": {"AWS_SECRET_ACCESS_KEY": b"k" * 40}}
+    for name, values in secrets.items():
+        (keys_dir / name).mkdir(parents=True)
+        for key, value in values.items():
+            (keys_dir / name / key).write_bytes(value)
+    (keys_dir / "..data").mkdir()  # what a Secret volume holds besides its keys: skipped
+    env = dict(world["env"], BACKUP_DUMP_DIR=str(shared), BACKUP_KEYS_DIR=str(keys_dir), BACKUP_DUMP_WAIT="60")
+    env.pop("BACKUP_KEYS_FILE")
+    dumper = subprocess.Popen(["/bin/sh", DUMP_SH], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    rc, out, err = script(env, "backup")
+    dumper.wait(timeout=120)
+    assert rc == 0, err
+    assert dumper.returncode == 0 and (shared / "dump.rc").read_text().strip() == "0", dumper.stderr.read()
+    manifest = json.loads(out)
+    env = dict(world["env"], BACKUP_IDENTITY_FILE=str(world["identity_file"]))
+    restored = tmp_path / "restored.json"
+    rc, dummy, err = script(env, "restore-keys", manifest["id"], str(restored))
+    assert rc == 0, err
+    back = json.loads(restored.read_bytes())["secrets"]
+    assert dict((n, dict((k, base64.b64decode(v)) for k, v in vs.items())) for n, vs in back.items()) == secrets
+    rc, out, err = script(env, "verify", manifest["id"], world["database"] + "_drill")
+    assert rc == 0 and json.loads(out)["ok"], err + out
+
+
+def test_the_dump_container_gives_up_when_told(tmp_path):
+    (tmp_path / "abort").write_text("")
+    proc = subprocess.run(["/bin/sh", DUMP_SH], env=dict(os.environ, BACKUP_DUMP_DIR=str(tmp_path)), capture_output=True,
+                          text=True, timeout=30, check=False)
+    assert proc.returncode == 1 and "no snapshot to dump" in proc.stderr
+    assert (tmp_path / "dump.rc").read_text().strip() == "1"

@@ -8,8 +8,8 @@ A set is three objects under ``<prefix>/<set id>/`` on the backup S3 target:
 
 - ``db.dump.age``: ``pg_dump --format=custom`` of the database, encrypted to the age recipients
   while it streams (the dump is never whole in memory or on a disk);
-- ``keys.json.age``: Mastodon's generated keys (a JSON object, the data of the keys Secret),
-  encrypted the same way; a database cannot be restored without its Active Record keys;
+- ``keys.json.age``: Mastodon's generated keys (the data of its Secrets, as JSON), encrypted the
+  same way; a database cannot be restored without its Active Record keys;
 - ``manifest.json``: the Mastodon version, the schema migration version, LOCAL_DOMAIN, the size
   and SHA-256 of each part (of the encrypted bytes), each table's row count in the dump's own
   snapshot, and the start and end times. Written last: a set without a manifest is incomplete.
@@ -29,6 +29,9 @@ files, never from the command line):
     restore-keys SET|latest PATH  check the set, then write the keys JSON to PATH (mode 0600)
     verify SET|latest NAME        a drill: restore-db into NAME, compare each table's row count
                                   with the manifest, drop NAME; prints the result as JSON
+    db-state NAME                 whether database NAME exists, its owner, how many tables it has
+    swap-db NEW NAME OWNER KEEP   rename database NAME (if any) to KEEP and NEW to NAME, owned by
+                                  OWNER (the restore's last database step)
 
 Exit status 0 on success; 1 with one line on stderr naming what is wrong otherwise. Nothing is
 changed before every part of the set has been checked.
@@ -36,6 +39,7 @@ changed before every part of the set has been checked.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import hashlib
 import io
@@ -46,6 +50,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 FORMAT = 1
 DB_PART = "db.dump.age"
@@ -69,7 +74,10 @@ class Settings:
     AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY.
     age: BACKUP_RECIPIENTS (age1... keys, separated by spaces, commas or new lines);
     BACKUP_IDENTITY_FILE for the commands that decrypt.
-    The set: BACKUP_KEYS_FILE (a JSON object: the keys), MASTODON_VERSION, LOCAL_DOMAIN.
+    The set: BACKUP_KEYS_DIR (one folder per Secret, a file per key, as Kubernetes mounts
+    Secrets) or BACKUP_KEYS_FILE (JSON, written as it is), MASTODON_VERSION, LOCAL_DOMAIN.
+    The dump: by default the script runs pg_dump itself. With BACKUP_DUMP_DIR (the backup Job)
+    the dump container runs it (files/dump.sh), and the two meet on that shared folder.
     """
 
     def __init__(self, environ=None):
@@ -82,6 +90,9 @@ class Settings:
         self.recipients = [r for r in re.split(r"[\s,]+", env.get("BACKUP_RECIPIENTS") or "") if r]
         self.identity_file = env.get("BACKUP_IDENTITY_FILE") or None
         self.keys_file = env.get("BACKUP_KEYS_FILE") or None
+        self.keys_dir = env.get("BACKUP_KEYS_DIR") or None
+        self.dump_dir = env.get("BACKUP_DUMP_DIR") or None
+        self.dump_wait = int(env.get("BACKUP_DUMP_WAIT") or 600)
         self.mastodon_version = env.get("MASTODON_VERSION") or None
         self.local_domain = env.get("LOCAL_DOMAIN") or None
         self.pg_dump = env.get("BACKUP_PG_DUMP") or "pg_dump"
@@ -92,7 +103,7 @@ class Settings:
         return "/".join(p for p in (self.prefix, set_id, name) if p)
 
     def need(self, *names):
-        missing = [n for n in names if not getattr(self, n)]
+        missing = [n for n in names if not any(getattr(self, a) for a in n.split("|"))]
         if missing:
             raise Failure("missing setting(s): %s; see the Settings of %s" % (", ".join(missing), os.path.basename(__file__)))
 
@@ -284,19 +295,118 @@ def _now():
 
 # ---- commands --------------------------------------------------------------------------------------
 
+def read_keys(settings):
+    """The keys to back up, as bytes of JSON. From BACKUP_KEYS_DIR: ``{"secrets": {secret: {key:
+    base64 of the value}}}``, one Secret per folder, one key per file (the files Kubernetes mounts
+    for a Secret; its hidden ``..data`` entries are skipped), so every value comes back byte for
+    byte. From BACKUP_KEYS_FILE: that file's JSON, as it is."""
+    try:
+        if settings.keys_dir:
+            secrets = {}
+            for name in sorted(os.listdir(settings.keys_dir)):
+                folder = os.path.join(settings.keys_dir, name)
+                if name.startswith(".") or not os.path.isdir(folder):
+                    continue
+                values = secrets[name] = {}
+                for key in sorted(os.listdir(folder)):
+                    if not key.startswith(".") and os.path.isfile(os.path.join(folder, key)):
+                        with open(os.path.join(folder, key), "rb") as handle:
+                            values[key] = base64.b64encode(handle.read()).decode("ascii")
+            if not secrets:
+                raise ValueError("no Secret folder in %s" % settings.keys_dir)
+            return json.dumps(dict(secrets=secrets), sort_keys=True).encode()
+        with open(settings.keys_file, "rb") as handle:
+            keys = handle.read()
+        json.loads(keys)
+        return keys
+    except (OSError, ValueError) as exc:
+        raise Failure("the keys to back up cannot be read (%s)" % exc)
+
+
+class LocalDump:
+    """pg_dump run by this script (on the controller, or wherever pg_dump is at hand)."""
+
+    def __init__(self, settings, snapshot):
+        self.errors = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen([settings.pg_dump, "--format=custom", "--no-password", "--snapshot=" + snapshot],
+                                     stdout=subprocess.PIPE, stderr=self.errors)
+        self.stdout = self.proc.stdout
+
+    def finish(self, stopped):
+        """(exit status, the last lines it wrote on stderr), after it ended; ``stopped``: the
+        reading side failed, so it is killed rather than waited for."""
+        self.stdout.close()
+        if self.proc.poll() is None and stopped:
+            self.proc.kill()
+        self.proc.wait()
+        self.errors.seek(0)
+        text = _last_lines(self.errors.read())
+        self.errors.close()
+        return self.proc.returncode, text
+
+
+class SidecarDump:
+    """pg_dump run by the backup Job's dump container (``files/dump.sh``, from the PostgreSQL
+    server's own image, so pg_dump is never older than the server). The two containers share the
+    folder BACKUP_DUMP_DIR: this side makes the FIFO ``dump`` and writes the snapshot id to
+    ``snapshot``; dump.sh then runs pg_dump into the FIFO and writes its exit status to
+    ``dump.rc`` and its errors to ``dump.err``. ``abort`` tells dump.sh to give up."""
+
+    def __init__(self, settings, snapshot):
+        self.dir, self.wait = settings.dump_dir, settings.dump_wait
+        fifo = os.path.join(self.dir, "dump")
+        if not os.path.exists(fifo):
+            os.mkfifo(fifo, 0o600)
+        with open(os.path.join(self.dir, "snapshot.tmp"), "w") as handle:
+            handle.write(snapshot)
+        os.rename(os.path.join(self.dir, "snapshot.tmp"), os.path.join(self.dir, "snapshot"))
+        opened = []
+        opener = threading.Thread(target=lambda: opened.append(open(fifo, "rb")), daemon=True)
+        opener.start()
+        opener.join(self.wait)
+        if not opened:
+            # free the blocked open with a writer of our own, then give up
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            opener.join()
+            opened[0].close()
+            self.abort()
+            raise Failure("the dump container did not start pg_dump within %d s; see its log" % self.wait)
+        self.stdout = opened[0]
+
+    def abort(self):
+        with open(os.path.join(self.dir, "abort"), "w"):
+            pass
+
+    def finish(self, stopped):
+        self.stdout.close()
+        if stopped:
+            self.abort()
+        rc_file = os.path.join(self.dir, "dump.rc")
+        for dummy in range(self.wait * 10):
+            if os.path.exists(rc_file):
+                break
+            time.sleep(0.1)
+        else:
+            return 124, "the dump container did not report its exit status within %d s" % self.wait
+        with open(rc_file) as handle:
+            code = int(handle.read().strip() or 1)
+        try:
+            with open(os.path.join(self.dir, "dump.err"), "rb") as handle:
+                return code, _last_lines(handle.read())
+        except OSError:
+            return code, ""
+
+
 def backup(settings, store=None, set_id=None):
     """Make one set; returns its manifest."""
-    settings.need("bucket", "recipients", "keys_file")
+    settings.need("bucket", "recipients", "keys_dir|keys_file")
     to = recipients(settings.recipients)
     store = store or Store(settings)
     started = datetime.datetime.now(datetime.timezone.utc)
     set_id = set_id or started.strftime("%Y%m%dT%H%M%SZ")
-    try:
-        with open(settings.keys_file, "rb") as handle:
-            keys = handle.read()
-        json.loads(keys)
-    except (OSError, ValueError) as exc:
-        raise Failure("BACKUP_KEYS_FILE: cannot read the keys as JSON (%s)" % exc)
+    if not SET_ID_RE.match(set_id):
+        raise Failure("BACKUP_SET_ID: %r is not a set id like 20261202T031500Z" % (set_id,))
+    keys = read_keys(settings)
 
     # one snapshot for the dump and the row counts: the manifest describes exactly what was dumped
     conn = _connect()
@@ -306,27 +416,23 @@ def backup(settings, store=None, set_id=None):
         cursor = conn.cursor()
         cursor.execute("SELECT pg_export_snapshot()")
         snapshot = cursor.fetchone()[0]
-        with tempfile.TemporaryFile() as errors:
-            dump = subprocess.Popen([settings.pg_dump, "--format=custom", "--no-password", "--snapshot=" + snapshot],
-                                    stdout=subprocess.PIPE, stderr=errors)
-            reader, thread = encrypted_stream(dump.stdout, to)
-            counted = Counted(reader)
-            try:
-                store.upload(counted, settings.key(set_id, DB_PART))
-            finally:
-                # whatever happened, nothing is left running: a stopped upload stops the
-                # encryption (its pipe closes), which stops pg_dump (its pipe closes)
-                reader.close()
-                thread.join()
-                dump.stdout.close()
-                if dump.poll() is None and thread.errors:
-                    dump.kill()
-                dump.wait()
-            if dump.returncode != 0:
-                errors.seek(0)
-                raise Failure("pg_dump failed (exit %d): %s" % (dump.returncode, _last_lines(errors.read())))
-            if thread.errors:
-                raise Failure("encrypting the dump failed: %s" % thread.errors[0])
+        dump = (SidecarDump if settings.dump_dir else LocalDump)(settings, snapshot)
+        reader, thread = encrypted_stream(dump.stdout, to)
+        counted = Counted(reader)
+        uploaded = False
+        try:
+            store.upload(counted, settings.key(set_id, DB_PART))
+            uploaded = True
+        finally:
+            # whatever happened, nothing is left running: a stopped upload stops the encryption
+            # (its pipe closes), which stops pg_dump (its pipe closes)
+            reader.close()
+            thread.join()
+            code, errors = dump.finish(stopped=not uploaded or bool(thread.errors))
+        if code != 0:
+            raise Failure("pg_dump failed (exit %d): %s" % (code, errors))
+        if thread.errors:
+            raise Failure("encrypting the dump failed: %s" % thread.errors[0])
         parts[DB_PART] = dict(size=counted.size, sha256=counted.sha256.hexdigest())
         counts = table_counts(cursor)
         version = schema_version(cursor)
@@ -399,6 +505,9 @@ def check(settings, wanted, store=None):
                           "nothing was changed" % (name, set_id, size, expected["size"], digest.hexdigest()[:12],
                                                    expected["sha256"][:12]))
     manifest["versions"] = pinned
+    if settings.identity_file:
+        # the private key decrypts the set: proven before anything is changed
+        _keys(settings, manifest, identities(settings.identity_file), store)
     return manifest
 
 
@@ -483,6 +592,69 @@ def restore_keys(settings, wanted, path, store=None):
     return manifest
 
 
+def database_state(name):
+    """Whether the database ``name`` exists, and how many tables it holds outside the system
+    schemas (a database with tables holds data a restore would replace)."""
+    admin = _connect("postgres")
+    try:
+        cursor = admin.cursor()
+        cursor.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (name,))
+        row = cursor.fetchone()
+    finally:
+        admin.close()
+    if not row:
+        return dict(database=name, exists=False, tables=0, owner=None)
+    conn = _connect(name)
+    try:
+        cursor = conn.cursor()
+        cursor.execute("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                       "WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+                       "AND n.nspname NOT LIKE 'pg_toast%%'")
+        tables = cursor.fetchone()[0]
+    finally:
+        conn.close()
+    return dict(database=name, exists=True, tables=tables, owner=row[0])
+
+
+def swap_db(new, target, owner, keep_as):
+    """Put the restored database ``new`` in the place of ``target``. An existing ``target`` is
+    renamed to ``keep_as`` (kept, never dropped: the operator drops it once the restore is
+    trusted), after its sessions were ended. ``target`` then belongs to ``owner``."""
+    for name in (new, target, keep_as):
+        if not DB_NAME_RE.match(name or ""):
+            raise Failure("restore database name %r: use lowercase letters, digits and '_'" % (name,))
+    admin = _connect("postgres")
+    admin.autocommit = True
+    try:
+        cursor = admin.cursor()
+        cursor.execute("SELECT datname FROM pg_database WHERE datname IN (%s, %s, %s)", (new, target, keep_as))
+        present = set(row[0] for row in cursor.fetchall())
+        if new not in present:
+            raise Failure("restore: the restored database %s is missing; nothing was swapped" % new)
+        if keep_as in present:
+            raise Failure("restore: %s already exists (an earlier restore's copy of the old database); drop or rename it "
+                          "first; nothing was swapped" % keep_as)
+        if target in present:
+            cursor.execute('ALTER DATABASE "%s" WITH ALLOW_CONNECTIONS false' % target)
+            for attempt in range(10):
+                cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
+                               "AND pid <> pg_backend_pid()", (target,))
+                try:
+                    cursor.execute('ALTER DATABASE "%s" RENAME TO "%s"' % (target, keep_as))
+                    break
+                except Exception:  # pylint: disable=broad-except
+                    if attempt == 9:
+                        cursor.execute('ALTER DATABASE "%s" WITH ALLOW_CONNECTIONS true' % target)
+                        raise
+                    time.sleep(0.5)
+            cursor.execute('ALTER DATABASE "%s" WITH ALLOW_CONNECTIONS true' % keep_as)
+        cursor.execute('ALTER DATABASE "%s" RENAME TO "%s"' % (new, target))
+        cursor.execute('ALTER DATABASE "%s" OWNER TO "%s"' % (target, owner.replace('"', '""')))
+    finally:
+        admin.close()
+    return dict(database=target, kept=keep_as if target in present else None)
+
+
 def verify(settings, wanted, database, store=None):
     """The restore drill: restore into ``database``, compare row counts with the manifest, drop it."""
     manifest = restore_db(settings, wanted, database, store)
@@ -503,12 +675,14 @@ def verify(settings, wanted, database, store=None):
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     settings = Settings()
-    commands = dict(backup=(0, lambda: backup(settings)),
+    commands = dict(backup=(0, lambda: backup(settings, set_id=os.environ.get("BACKUP_SET_ID") or None)),
                     list=(0, lambda: Store(settings).set_ids()),
                     check=(1, lambda: check(settings, argv[1])),
                     verify=(2, lambda: verify(settings, argv[1], argv[2])))
     commands["restore-db"] = (2, lambda: restore_db(settings, argv[1], argv[2]))
     commands["restore-keys"] = (2, lambda: restore_keys(settings, argv[1], argv[2]))
+    commands["db-state"] = (1, lambda: database_state(argv[1]))
+    commands["swap-db"] = (4, lambda: swap_db(argv[1], argv[2], argv[3], argv[4]))
     if not argv or argv[0] not in commands or len(argv) != commands[argv[0]][0] + 1:
         sys.stderr.write(__doc__.split("Commands", 1)[1].split("Exit status", 1)[0])
         return 2

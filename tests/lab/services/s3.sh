@@ -5,7 +5,8 @@
 #   s3.sh up       start it (idempotent: a running, healthy server is left alone)
 #   s3.sh down     stop the daemons it started (by pid) and drop the in-memory data
 #   s3.sh status   exit 0 and print "running" when S3 answers, else exit 1
-#   s3.sh env      print export lines: LAB_S3_ENDPOINT, LAB_S3_ACCESS_KEY, LAB_S3_SECRET_KEY
+#   s3.sh env      print export lines: LAB_S3_ENDPOINT, LAB_S3_ACCESS_KEY, LAB_S3_SECRET_KEY,
+#                  LAB_BACKUP_IDENTITY_FILE and LAB_BACKUP_RECIPIENT (an age key pair made once)
 #
 # The admin user has caps users=*;buckets=*;user-policy=* (Admin Ops API and IAM user policies).
 # State lives under ${LAB_STATE:-${XDG_STATE_HOME:-$HOME/.local/state}/fediverse-mastodon-lab}/ceph.
@@ -205,6 +206,15 @@ case "${1:-}" in
     echo "export LAB_S3_ENDPOINT=$ENDPOINT"
     echo "export LAB_S3_ACCESS_KEY=$LAB_S3_ACCESS_KEY"
     echo "export LAB_S3_SECRET_KEY=$LAB_S3_SECRET_KEY"
+    # The lab's backup key pair (docs/backups.md): the inventory encrypts to the public key;
+    # restore.yml is given the private key's file, which stays outside the repo and the cluster.
+    identity="$LAB_STATE/secrets/backup-identity.txt"
+    if [ ! -s "$identity" ]; then
+      mkdir -p "$LAB_STATE/secrets" && chmod 700 "$LAB_STATE/secrets"
+      (umask 077 && age-keygen -o "$identity" 2>/dev/null)
+    fi
+    echo "export LAB_BACKUP_IDENTITY_FILE=$identity"
+    echo "export LAB_BACKUP_RECIPIENT=$(sed -n 's/^# public key: //p' "$identity")"
     ;;
   *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
 esac

@@ -1,0 +1,244 @@
+# -*- coding: utf-8 -*-
+# Copyright: fediverse.mastodon contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Backups through the playbooks users run, against the lab (issue 15): site.yml with the lab
+inventory's backup settings sets up the target and the schedule; playbooks/backup.yml makes a
+set (from the controller: the lab cannot run the Job's pods) and reports it; the default
+runner's Job is accepted by the API server.
+
+The instance `molsite-bkp` uses the site scenario's inventory with inventories/local's
+group_vars, like tests/integration/test_site_interrupt.py. Needs the lab.
+"""
+
+import base64
+import json
+import os
+import random
+import re
+import subprocess
+import tempfile
+import uuid
+
+import pytest
+
+from s3_checks import denied
+from test_backup_script import fingerprint
+from test_site_interrupt import RUN_TIMEOUT, adopt, ansible_playbook, forget, leaks, run_env, site_snapshot, write_inventory
+
+boto3 = pytest.importorskip("boto3")
+psycopg2 = pytest.importorskip("psycopg2")
+requests = pytest.importorskip("requests")
+from botocore.config import Config  # noqa: E402
+from kubernetes import client as k8s  # noqa: E402
+
+pytestmark = [pytest.mark.lab, pytest.mark.skipif(
+    not (os.environ.get("KUBECONFIG") and os.environ.get("LAB_PG_PASSWORD") and os.environ.get("LAB_BACKUP_RECIPIENT")),
+    reason="needs the lab: eval \"$(make -s lab-env)\"")]
+
+INSTANCE = "molsite-bkp"
+DATABASE = INSTANCE.replace("-", "_") + "_production"
+ROLE = INSTANCE.replace("-", "_")
+BUCKET = INSTANCE + "-backups"
+TEXTS = ["Grüße aus Köln", "東京で会いましょう", "Привет, мир", "🐘 toot", "quote ' \" \\"]
+
+
+def s3(access_key=None, secret_key=None):
+    return boto3.client("s3", endpoint_url=os.environ["LAB_S3_ENDPOINT"], region_name="us-east-1",
+                        aws_access_key_id=access_key or os.environ["LAB_S3_ACCESS_KEY"],
+                        aws_secret_access_key=secret_key or os.environ["LAB_S3_SECRET_KEY"],
+                        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+
+
+def pg(database):
+    conn = psycopg2.connect(host=os.environ["LAB_PG_HOST"], port=os.environ["LAB_PG_PORT"], user=os.environ["LAB_PG_USER"],
+                            password=os.environ["LAB_PG_PASSWORD"], dbname=database)
+    conn.autocommit = True
+    return conn
+
+
+def run(inventory, playbook, *args):
+    proc = subprocess.run(ansible_playbook(inventory, playbook, *args), env=run_env(), capture_output=True, text=True,
+                          timeout=RUN_TIMEOUT, check=False)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def deployed():
+    """The instance, deployed by site.yml with the lab's backup settings, and rows of random
+    content (non-ASCII text, a large object) in tables owned by Mastodon's role."""
+    with tempfile.TemporaryDirectory(prefix="backup-") as directory:
+        write_inventory(directory, [INSTANCE])
+        forget(directory, [INSTANCE])
+        adopt(INSTANCE)
+        rc, out = run(directory, "site.yml")
+        assert rc == 0, out[-6000:]
+        rng = random.Random(7)
+        conn = pg(DATABASE)
+        cur = conn.cursor()
+        cur.execute('SET ROLE "%s"' % ROLE)
+        cur.execute("CREATE TABLE statuses (id bigserial PRIMARY KEY, text text)")
+        for dummy in range(500):
+            cur.execute("INSERT INTO statuses (text) VALUES (%s)", (rng.choice(TEXTS) + str(rng.random()),))
+        cur.execute("SELECT lo_from_bytea(0, %s)", (psycopg2.Binary(os.urandom(100 * 1024)),))
+        conn.close()
+        yield directory
+        forget(directory, [INSTANCE])
+
+
+def test_site_sets_up_the_schedule_the_api_server_accepts(deployed):
+    batch, core = k8s.BatchV1Api(), k8s.CoreV1Api()
+    cronjob = batch.read_namespaced_cron_job(INSTANCE + "-backup", INSTANCE)
+    assert cronjob.spec.schedule == "15 3 * * *" and cronjob.spec.concurrency_policy == "Forbid"
+    pod = cronjob.spec.job_template.spec.template.spec
+    assert [c.name for c in pod.containers] == ["dump", "backup"]
+    assert pod.automount_service_account_token is False
+    env = dict((e.name, e) for e in pod.containers[1].env)
+    assert env["BACKUP_RECIPIENTS"].value == os.environ["LAB_BACKUP_RECIPIENT"]
+    assert env["AWS_SECRET_ACCESS_KEY"].value_from.secret_key_ref.name == INSTANCE + "-backup-writer"
+    assert env["PGPASSWORD"].value_from.secret_key_ref.name == INSTANCE + "-postgresql"
+    assert "AGE-SECRET-KEY" not in json.dumps(k8s.ApiClient().sanitize_for_serialization(cronjob))
+    scripts = core.read_namespaced_config_map(INSTANCE + "-backup", INSTANCE).data
+    here = os.path.join(os.path.dirname(__file__), "..", "..", "roles", "backup", "files")
+    for name in ("mastodon_backup.py", "dump.sh"):
+        with open(os.path.join(here, name)) as handle:
+            assert scripts[name].rstrip("\n") == handle.read().rstrip("\n")
+
+
+def test_the_target_is_versioned_kept_30_days_and_its_writer_may_only_add(deployed):
+    admin = s3()
+    assert admin.get_bucket_versioning(Bucket=BUCKET)["Status"] == "Enabled"
+    rules = admin.get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]
+    assert [(r["ID"], r["Expiration"]["Days"], r["NoncurrentVersionExpiration"]["NoncurrentDays"]) for r in rules] == [
+        ("fediverse-mastodon-retention", 30, 30)]
+    secret = k8s.CoreV1Api().read_namespaced_secret(INSTANCE + "-backup-writer", INSTANCE).data
+    writer = s3(base64.b64decode(secret["AWS_ACCESS_KEY_ID"]).decode(), base64.b64decode(secret["AWS_SECRET_ACCESS_KEY"]).decode())
+    key = "%s/probe-%s" % (INSTANCE, uuid.uuid4().hex[:6])
+    writer.put_object(Bucket=BUCKET, Key=key, Body=b"first", ACL="bucket-owner-full-control")
+    assert denied(lambda: writer.get_object(Bucket=BUCKET, Key=key))
+    assert denied(lambda: writer.delete_object(Bucket=BUCKET, Key=key))
+    assert denied(lambda: writer.put_object(Bucket=BUCKET, Key="elsewhere/probe", Body=b"x"))
+    assert denied(lambda: writer.put_bucket_lifecycle_configuration(Bucket=BUCKET, LifecycleConfiguration={"Rules": []}))
+    writer.put_object(Bucket=BUCKET, Key=key, Body=b"second", ACL="bucket-owner-full-control")
+    versions = admin.list_object_versions(Bucket=BUCKET, Prefix=key)["Versions"]
+    assert len(versions) == 2, "an overwrite must keep the first version"
+    for item in versions:
+        admin.delete_object(Bucket=BUCKET, Key=key, VersionId=item["VersionId"])
+    # the media bucket is readable anonymously; the backup bucket is not
+    media_key = "probe-%s" % uuid.uuid4().hex[:6]
+    admin.put_object(Bucket=INSTANCE + "-media", Key=media_key, Body=b"public")
+    endpoint = os.environ["LAB_S3_ENDPOINT"].rstrip("/")
+    assert requests.get("%s/%s-media/%s" % (endpoint, INSTANCE, media_key), timeout=10).status_code == 200
+    admin.put_object(Bucket=BUCKET, Key=INSTANCE + "/" + media_key, Body=b"private")
+    assert requests.get("%s/%s/%s/%s" % (endpoint, BUCKET, INSTANCE, media_key), timeout=10).status_code == 403
+    assert requests.get("%s/%s" % (endpoint, BUCKET), timeout=10).status_code == 403
+
+
+@pytest.fixture(scope="module")
+def backed_up(deployed):
+    """One set made by backup.yml from the controller, at -vvv: (set id, output, fingerprint of
+    the database when it was made)."""
+    before = fingerprint(DATABASE)
+    rc, out = run(deployed, "playbooks/backup.yml", "-e", "backup_runner=controller", "-vvv")
+    assert rc == 0, out[-6000:]
+    found = re.findall(r"Backup set (\d{8}T\d{6}Z) of mastodon\.lab\.test \(Mastodon v[0-9.]+, schema \d+\)", out)
+    assert found, out[-4000:]
+    return found[0], out, before
+
+
+def test_backup_yml_makes_and_reports_a_set_without_leaking_a_secret(backed_up):
+    set_id, out, dummy = backed_up
+    admin = s3()
+    stored = dict((item["Key"].rsplit("/", 1)[-1], admin.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read())
+                  for item in admin.list_objects_v2(Bucket=BUCKET, Prefix="%s/%s/" % (INSTANCE, set_id))["Contents"])
+    assert sorted(stored) == ["db.dump.age", "keys.json.age", "manifest.json"]
+    manifest = json.loads(stored["manifest.json"])
+    assert manifest["tables"]["public.statuses"] == 500 and manifest["local_domain"] == "mastodon.lab.test"
+    for name, line in (("db.dump.age", "db.dump.age: %d bytes, sha256 %s"), ("keys.json.age", "keys.json.age: %d bytes, sha256 %s")):
+        assert line % (manifest["parts"][name]["size"], manifest["parts"][name]["sha256"]) in out
+    snapshot = site_snapshot.snapshot(INSTANCE)
+    for name in ("db.dump.age", "keys.json.age"):
+        assert b"PGDMP" not in stored[name]
+        for data in snapshot["secrets"].values():
+            for encoded in data.values():
+                value = base64.b64decode(encoded)
+                assert len(value) < 8 or value not in stored[name], "a key value is readable in %s" % name
+    assert leaks(out, snapshot) == []
+
+
+def test_the_default_runner_runs_the_cronjobs_job(deployed):
+    """The lab cannot run the Job's pods (kwok completes it without running anything), so no set
+    appears: backup.yml must say so rather than report one. The Job itself is the CronJob's."""
+    rc, out = run(deployed, "playbooks/backup.yml")
+    assert rc != 0 and "no complete set" in out, out[-4000:]
+    jobs = [j for j in k8s.BatchV1Api().list_namespaced_job(INSTANCE).items
+            if (j.metadata.annotations or {}).get("backup.fediverse.mastodon/set")]
+    assert len(jobs) == 1
+    job = jobs[0]
+    set_id = job.metadata.annotations["backup.fediverse.mastodon/set"]
+    backup = job.spec.template.spec.containers[1]
+    assert dict((e.name, e.value) for e in backup.env)["BACKUP_SET_ID"] == set_id
+    assert "restore_backup: no complete set %s" % set_id in out
+
+
+KEY_SECRETS = (INSTANCE + "-mastodon-secrets", INSTANCE + "-mastodon-s3")
+RESTORE = ("playbooks/restore.yml", "-e", "restore_identity_file=" + os.environ.get("LAB_BACKUP_IDENTITY_FILE", ""))
+
+
+def key_secrets():
+    core = k8s.CoreV1Api()
+    return dict((name, core.read_namespaced_secret(name, INSTANCE).data) for name in KEY_SECRETS)
+
+
+def replicas():
+    apps = k8s.AppsV1Api()
+    return dict((d.metadata.name, d.spec.replicas) for d in apps.list_namespaced_deployment(INSTANCE).items)
+
+
+def databases():
+    with pg("postgres") as conn:
+        cur = conn.cursor()
+        cur.execute("SELECT datname FROM pg_database WHERE datname LIKE %s ORDER BY 1", (DATABASE + "%",))
+        return [row[0] for row in cur.fetchall()]
+
+
+def test_restore_onto_existing_data_without_confirmation_changes_nothing(backed_up, deployed):
+    set_id = backed_up[0]
+    before = (fingerprint(DATABASE), key_secrets(), replicas(), databases())
+    rc, out = run(deployed, *(RESTORE + ("-e", "restore_backup=" + set_id)))
+    assert rc != 0, out[-4000:]
+    assert "restore_confirm: the database %s of instance %s holds" % (DATABASE, INSTANCE) in out, out[-4000:]
+    assert "-e restore_confirm=%s" % INSTANCE in out
+    assert (fingerprint(DATABASE), key_secrets(), replicas(), databases()) == before
+
+
+def test_restore_brings_back_the_data_and_the_keys_identically(backed_up, deployed):
+    set_id, dummy, made_from = backed_up
+    keys, running = key_secrets(), replicas()
+    assert running[INSTANCE + "-web"] >= 1
+    # destroy the database and the keys
+    with pg("postgres") as conn:
+        conn.cursor().execute('DROP DATABASE "%s" WITH (FORCE)' % DATABASE)
+    k8s.CoreV1Api().delete_namespaced_secret(INSTANCE + "-mastodon-secrets", INSTANCE)
+    rc, out = run(deployed, *(RESTORE + ("-e", "restore_backup=latest", "-vvv")))
+    assert rc == 0, out[-8000:]
+    assert "Restored set %s" % set_id in out and "There was no database before the restore" in out
+    assert fingerprint(DATABASE) == made_from
+    assert key_secrets() == keys
+    assert replicas() == running
+    assert databases() == [DATABASE]
+    assert leaks(out, site_snapshot.snapshot(INSTANCE)) == []
+
+
+def test_restore_refuses_a_corrupted_set_before_any_change(backed_up, deployed):
+    set_id = backed_up[0]
+    admin = s3()
+    key = "%s/%s/db.dump.age" % (INSTANCE, set_id)
+    data = bytearray(admin.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    original = admin.head_object(Bucket=BUCKET, Key=key)["VersionId"]
+    data[len(data) // 2] ^= 0xFF
+    admin.put_object(Bucket=BUCKET, Key=key, Body=bytes(data))
+    admin.delete_object(Bucket=BUCKET, Key=key, VersionId=original)
+    before = (fingerprint(DATABASE), key_secrets(), replicas(), databases())
+    rc, out = run(deployed, *(RESTORE + ("-e", "restore_backup=" + set_id, "-e", "restore_confirm=" + INSTANCE)))
+    assert rc != 0 and "db.dump.age of set %s is corrupt" % set_id in out, out[-4000:]
+    assert (fingerprint(DATABASE), key_secrets(), replicas(), databases()) == before
