@@ -28,6 +28,7 @@ author:
   - fediverse.mastodon contributors (@fediverse-mastodon)
 extends_documentation_fragment:
   - fediverse.mastodon.k8s_auth
+  - fediverse.mastodon.via_kubernetes
 options:
   script:
     description: Path of C(mastodon_backup.py) on the controller (the backup role's C(files/)).
@@ -47,7 +48,7 @@ options:
     required: true
     choices: [backup, list, check, restore-db, restore-keys, verify, db-state, swap-db]
   backup_set:
-    description: The set's id (like V(20261202T031500Z)) or V(latest).
+    description: The set's id (like V(20261202T031500Z)) or V(latest). For V(backup), the id of the new set (V(latest) takes the time).
     type: str
     default: latest
   database:
@@ -67,12 +68,11 @@ options:
     type: str
     required: true
   postgresql:
-    description: Where the database is, and who logs in.
+    description:
+      - Where the database is, and who logs in. Through a port-forward when O(via_kubernetes)
+        names the PostgreSQL Service, else at O(postgresql.host).
     type: dict
     suboptions:
-      via_kubernetes:
-        description: The PostgreSQL Service to port-forward to (V(namespace), V(service), V(port)), as in M(fediverse.mastodon.postgresql_app_db).
-        type: dict
       host:
         description: The server, when it is reached directly.
         type: str
@@ -97,9 +97,8 @@ options:
         type: str
         default: prefer
   s3:
-    description: The backup target.
+    description: The backup target (every command but V(db-state) and V(swap-db)).
     type: dict
-    required: true
     suboptions:
       endpoint:
         description: The S3 endpoint URL.
@@ -123,11 +122,9 @@ options:
       access_key:
         description: The access key, from the vault, instead of O(s3.credentials_secret).
         type: str
-        no_log: true
       secret_key:
         description: The secret key, from the vault, instead of O(s3.credentials_secret).
         type: str
-        no_log: true
   keys_secrets:
     description: The Secrets that hold Mastodon's generated keys, backed up and restored whole.
     type: list
@@ -161,9 +158,11 @@ options:
     default: 7200
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: V(backup) is not run. V(restore-db) and V(verify) only check the set. V(restore-keys) reads the set and reports which Secrets would change.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 requirements:
   - kubernetes, boto3, psycopg2 and pyrage (Python libraries)
@@ -176,8 +175,8 @@ EXAMPLES = r'''
     script: "{{ role_path }}/files/mastodon_backup.py"
     command: backup
     namespace: social
+    via_kubernetes: {namespace: social, service: social-postgresql, port: 5432}
     postgresql:
-      via_kubernetes: {namespace: social, service: social-postgresql, port: 5432}
       user: mastodon
       password_secret: {name: social-postgresql, key: mastodon-password}
       database: mastodon_production
@@ -234,7 +233,7 @@ READ_ONLY = ("list", "check", "db-state")
 @contextmanager
 def postgres_endpoint(module, pg):
     """(host, port) of the server: a port-forward when via_kubernetes is set, else host/port."""
-    via = pg.get("via_kubernetes")
+    via = module.params.get("via_kubernetes")
     if via:
         with port_forward(module, via, default_port=pg["port"]) as forwarded:
             yield forwarded[0], forwarded[1]
@@ -269,17 +268,20 @@ class Runner(object):
         p = self.params
         pg, s3 = p["postgresql"] or {}, p["s3"]
         env = dict((k, v) for k, v in os.environ.items() if not k.startswith(("PG", "AWS_", "BACKUP_")))
-        if s3.get("access_key") and s3.get("secret_key"):
-            access, secret = s3["access_key"], s3["secret_key"]
-        elif s3.get("credentials_secret"):
-            ref = s3["credentials_secret"]
-            access = self.secret_value(ref["name"], ref["access_key"], "s3.credentials_secret")
-            secret = self.secret_value(ref["name"], ref["secret_key"], "s3.credentials_secret")
-        else:
-            self.module.fail_json(msg="s3: give credentials_secret, or access_key and secret_key")
-        env.update(AWS_ACCESS_KEY_ID=access, AWS_SECRET_ACCESS_KEY=secret, BACKUP_S3_ENDPOINT=s3["endpoint"],
-                   BACKUP_S3_REGION=s3["region"], BACKUP_S3_BUCKET=s3["bucket"], BACKUP_S3_PREFIX=s3["prefix"] or "",
-                   BACKUP_RECIPIENTS=" ".join(p["recipients"]), BACKUP_PG_DUMP=p["pg_dump"], BACKUP_PG_RESTORE=p["pg_restore"])
+        env.update(BACKUP_RECIPIENTS=" ".join(p["recipients"]), BACKUP_PG_DUMP=p["pg_dump"], BACKUP_PG_RESTORE=p["pg_restore"])
+        if s3:
+            if s3.get("access_key") and s3.get("secret_key"):
+                access, secret = s3["access_key"], s3["secret_key"]
+            elif s3.get("credentials_secret"):
+                ref = s3["credentials_secret"]
+                access = self.secret_value(ref["name"], ref["access_key"], "s3.credentials_secret")
+                secret = self.secret_value(ref["name"], ref["secret_key"], "s3.credentials_secret")
+            else:
+                self.module.fail_json(msg="s3: give credentials_secret, or access_key and secret_key")
+            env.update(AWS_ACCESS_KEY_ID=access, AWS_SECRET_ACCESS_KEY=secret, BACKUP_S3_ENDPOINT=s3["endpoint"],
+                       BACKUP_S3_REGION=s3["region"], BACKUP_S3_BUCKET=s3["bucket"], BACKUP_S3_PREFIX=s3["prefix"] or "")
+        elif p["command"] not in ("db-state", "swap-db"):
+            self.module.fail_json(msg="s3 is required with command=%s" % p["command"])
         if pg:
             ref = pg["password_secret"]
             env.update(PGHOST=host or "", PGPORT=str(port), PGUSER=pg["user"], PGDATABASE=pg["database"], PGSSLMODE=pg["ssl_mode"],
@@ -367,6 +369,8 @@ class Runner(object):
             env = self.environment(host, port)
             if command == "backup":
                 env["BACKUP_KEYS_DIR"] = self.keys_dir()
+                if p["backup_set"] != "latest":
+                    env["BACKUP_SET_ID"] = p["backup_set"]
                 return dict(changed=True, result=self.script(env, "backup"))
             if command in READ_ONLY:
                 args = dict(list=["list"], check=["check", p["backup_set"]], **{"db-state": ["db-state", p["database"]]})[command]
@@ -400,11 +404,12 @@ def main():
         owner=dict(type="str"),
         keep_as=dict(type="str"),
         namespace=dict(type="str", required=True),
+        via_kubernetes=via_kubernetes_spec(),
         postgresql=dict(type="dict", options=dict(
-            via_kubernetes=via_kubernetes_spec(), host=dict(type="str"), port=dict(type="int", default=5432),
+            host=dict(type="str"), port=dict(type="int", default=5432),
             user=dict(type="str", required=True), password_secret=dict(type="dict", required=True, no_log=False),
             database=dict(type="str", default="postgres"), ssl_mode=dict(type="str", default="prefer"))),
-        s3=dict(type="dict", required=True, options=dict(
+        s3=dict(type="dict", options=dict(
             endpoint=dict(type="str", required=True), region=dict(type="str", default="us-east-1"),
             bucket=dict(type="str", required=True), prefix=dict(type="str", default=""),
             credentials_secret=dict(type="dict", no_log=False), access_key=dict(type="str", no_log=True),

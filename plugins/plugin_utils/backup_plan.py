@@ -33,7 +33,7 @@ def problems(v):
     recipients = v.get("backup_recipients") or []
     if not recipients:
         found.append("backup_recipients: backups are on but no recipient is set; give at least one age public key "
-                      "(age1..., made with age-keygen), whose private key you keep outside the cluster")
+                     "(age1..., made with age-keygen), whose private key you keep outside the cluster")
     for value in recipients:
         if not RECIPIENT_RE.match(str(value)):
             found.append("backup_recipients: %r is not an age X25519 public key (age1 and 58 more characters); "
@@ -74,7 +74,7 @@ def warnings(v):
     target = str(v.get("backup_s3_endpoint") or "")
     if v.get("minio_mode", "incluster") == "incluster":
         # the in-cluster S3 server is reached by its Service name, inside the cluster
-        same = ".svc" in target or target.split("//")[-1].split(".")[0].split(":")[0] == "%s-minio" % v.get("minio_instance")
+        same = ".svc" in target or target.rsplit("//", maxsplit=1)[-1].split(".")[0].split(":")[0] == "%s-minio" % v.get("minio_instance")
     else:
         same = _server(v.get("minio_external_endpoint")) == _server(target)
     if same:

@@ -37,7 +37,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.skipif(
 
 INSTANCE = "molsite-bkp"
 DATABASE = INSTANCE.replace("-", "_") + "_production"
-ROLE = INSTANCE.replace("-", "_")
+ROLE = INSTANCE.replace("-", "_") + "_mastodon"
 BUCKET = INSTANCE + "-backups"
 TEXTS = ["Grüße aus Köln", "東京で会いましょう", "Привет, мир", "🐘 toot", "quote ' \" \\"]
 
@@ -63,7 +63,7 @@ def run(inventory, playbook, *args):
 
 
 @pytest.fixture(scope="module")
-def deployed():
+def deployed(kubernetes):
     """The instance, deployed by site.yml with the lab's backup settings, and rows of random
     content (non-ASCII text, a large object) in tables owned by Mastodon's role."""
     with tempfile.TemporaryDirectory(prefix="backup-") as directory:
@@ -140,7 +140,7 @@ def backed_up(deployed):
     before = fingerprint(DATABASE)
     rc, out = run(deployed, "playbooks/backup.yml", "-e", "backup_runner=controller", "-vvv")
     assert rc == 0, out[-6000:]
-    found = re.findall(r"Backup set (\d{8}T\d{6}Z) of mastodon\.lab\.test \(Mastodon v[0-9.]+, schema \d+\)", out)
+    found = re.findall(r"Backup set (\d{8}T\d{6}Z) of mastodon\.lab\.test \(Mastodon v[0-9.]+, schema [^)]+\)", out)
     assert found, out[-4000:]
     return found[0], out, before
 
@@ -194,11 +194,18 @@ def replicas():
     return dict((d.metadata.name, d.spec.replicas) for d in apps.list_namespaced_deployment(INSTANCE).items)
 
 
-def databases():
-    with pg("postgres") as conn:
+def sql(statement, params=None):
+    conn = pg("postgres")
+    try:
         cur = conn.cursor()
-        cur.execute("SELECT datname FROM pg_database WHERE datname LIKE %s ORDER BY 1", (DATABASE + "%",))
-        return [row[0] for row in cur.fetchall()]
+        cur.execute(statement, params)
+        return cur.fetchall() if cur.description else None
+    finally:
+        conn.close()
+
+
+def databases():
+    return [row[0] for row in sql("SELECT datname FROM pg_database WHERE datname LIKE %s ORDER BY 1", (DATABASE + "%",))]
 
 
 def test_restore_onto_existing_data_without_confirmation_changes_nothing(backed_up, deployed):
@@ -216,8 +223,7 @@ def test_restore_brings_back_the_data_and_the_keys_identically(backed_up, deploy
     keys, running = key_secrets(), replicas()
     assert running[INSTANCE + "-web"] >= 1
     # destroy the database and the keys
-    with pg("postgres") as conn:
-        conn.cursor().execute('DROP DATABASE "%s" WITH (FORCE)' % DATABASE)
+    sql('DROP DATABASE "%s" WITH (FORCE)' % DATABASE)
     k8s.CoreV1Api().delete_namespaced_secret(INSTANCE + "-mastodon-secrets", INSTANCE)
     rc, out = run(deployed, *(RESTORE + ("-e", "restore_backup=latest", "-vvv")))
     assert rc == 0, out[-8000:]
