@@ -17,7 +17,7 @@ description:
     module reads the passwords and keys from their Kubernetes Secrets (or from the vaulted options)
     and hands them to the script in its environment only. No credential is an argument, a result or
     a log line.
-  - PostgreSQL is reached directly or through an in-process port-forward (O(postgresql.via_kubernetes)),
+  - PostgreSQL is reached directly or through an in-process port-forward (O(via_kubernetes)),
     the same way provisioning reaches it. Use the server itself, not a pooler; C(pg_dump) and
     C(pg_restore) must be of the server's major version or newer.
   - O(command=backup) makes a set of the database and of the Secrets named in O(keys_secrets).
