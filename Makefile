@@ -12,12 +12,12 @@ export ANSIBLE_PYTHON_INTERPRETER := $(CURDIR)/$(VENV)/bin/python
 CACHE ?= $(HOME)/.cache/fediverse-mastodon
 TARBALL := $(CURDIR)/.cache/build/fediverse-mastodon-$(shell sed -n 's/^version: *//p' galaxy.yml).tar.gz
 
-.PHONY: help venv test lint sanity units integration molecule build importer demo bench bench-floor clean \
+.PHONY: help venv test lint sanity units integration molecule build importer demo bench bench-floor bench-backup clean \
         lab-up lab-down lab-status lab-env ee-context
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
-	@echo "  make lint | sanity | units | integration | molecule | build | bench | bench-floor | ee-context"
+	@echo "  make lint | sanity | units | integration | molecule | build | bench | bench-floor | bench-backup | ee-context"
 	@echo "  make lab-up | lab-down | lab-status | lab-env | clean"
 
 $(VENV)/.stamp: requirements.txt requirements-dev.txt constraints.txt
@@ -60,6 +60,9 @@ bench: venv
 
 bench-floor: venv
 	@bash bench/run.sh --floor
+
+bench-backup: venv
+	@bash bench/run.sh --backup
 
 ee-context: venv
 	@bash scripts/ee-context.sh .cache/ee-context

@@ -248,3 +248,28 @@ def test_restore_refuses_a_corrupted_set_before_any_change(backed_up, deployed):
     rc, out = run(deployed, *(RESTORE + ("-e", "restore_backup=" + set_id, "-e", "restore_confirm=" + INSTANCE)))
     assert rc != 0 and "db.dump.age of set %s is corrupt" % set_id in out, out[-4000:]
     assert (fingerprint(DATABASE), key_secrets(), replicas(), databases()) == before
+
+
+def test_an_older_set_is_migrated_through_the_normal_jobs(deployed):
+    """A set made by v4.6.3, restored after an upgrade to v4.6.4: the restore forgets the v4.6.4
+    migration Jobs, so the deploy phases run them again, on the restored database, before the
+    Deployments come back."""
+    rc, out = run(deployed, "playbooks/backup.yml", "-e", "backup_runner=controller")
+    assert rc == 0, out[-4000:]
+    set_id = re.findall(r"Backup set (\d{8}T\d{6}Z) ", out)[0]
+    made_from = fingerprint(DATABASE)
+    rc, out = run(deployed, "playbooks/upgrade.yml", "-e", "mastodon_version=v4.6.4")
+    assert rc == 0, out[-4000:]
+    batch = k8s.BatchV1Api()
+    names = ["%s-db-migrate-%s-v4-6-4" % (INSTANCE, kind) for kind in ("pre", "post")]
+    before = dict((n, batch.read_namespaced_job(n, INSTANCE).metadata.uid) for n in names)
+    rc, out = run(deployed, *(RESTORE + ("-e", "restore_backup=" + set_id, "-e", "restore_confirm=" + INSTANCE,
+                                         "-e", "mastodon_version=v4.6.4")))
+    assert rc == 0, out[-6000:]
+    after = dict((n, batch.read_namespaced_job(n, INSTANCE)) for n in names)
+    assert all(after[n].metadata.uid != before[n] and after[n].status.succeeded for n in names), "the migrations did not run again"
+    assert fingerprint(DATABASE) == made_from
+    kept = "%s_before_%s" % (DATABASE, set_id.lower())
+    assert databases() == [DATABASE, kept], "the database before the restore must be kept"
+    assert "kept as %s" % kept in out
+    sql('DROP DATABASE "%s"' % kept)
