@@ -17,8 +17,8 @@ def backup_job(documents, name, set_id):
         raise AnsibleFilterError("backup_job: %s" % exc)
 
 
-def backup_report(manifest):
-    return backup_plan.report(manifest or {})
+def backup_report(manifest, drill=None):
+    return backup_plan.report(manifest or {}, drill)
 
 
 def backup_restore_plan(manifest, deployed_version, local_domain, instance, db_name, database, confirm=None, allow_domain=None):

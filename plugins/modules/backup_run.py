@@ -320,6 +320,11 @@ class Runner(object):
                                   timeout=self.params["timeout"], check=False)
         except subprocess.TimeoutExpired:
             self.module.fail_json(msg="the backup script did not finish within %d s (timeout)" % self.params["timeout"])
+        if proc.returncode == 1 and args[0] == "verify" and proc.stdout.strip():
+            result = json.loads(proc.stdout.decode("utf-8"))
+            self.module.fail_json(msg="backup_verify: set %s restored, but row counts differ from its manifest: %s" % (
+                result.get("id"), ", ".join("%s (expected %s, restored %s)" % (t, d.get("expected"), d.get("restored"))
+                                            for t, d in sorted((result.get("differences") or {}).items()))), result=result)
         if proc.returncode != 0:
             message = proc.stderr.decode("utf-8", "replace").strip().splitlines()
             self.module.fail_json(msg=(message[-1] if message else "the backup script failed (exit %d)" % proc.returncode),

@@ -107,8 +107,9 @@ def job_from_cronjob(documents, name, set_id):
     return job
 
 
-def report(manifest):
-    """The lines backup.yml prints about a set: its id, Mastodon's version, size and checksums."""
+def report(manifest, drill=None):
+    """The lines backup.yml prints about a set: its id, Mastodon's version, size and checksums,
+    and the drill's result when it ran."""
     parts = manifest.get("parts") or {}
     total = sum(p.get("size", 0) for p in parts.values())
     lines = ["Backup set %s of %s (Mastodon %s, schema %s), %s to %s"
@@ -118,6 +119,12 @@ def report(manifest):
                                                                sum((manifest.get("tables") or {}).values()))]
     for name in sorted(parts):
         lines.append("%s: %d bytes, sha256 %s" % (name, parts[name].get("size", 0), parts[name].get("sha256")))
+    if drill:
+        lines.append("Drill: restored into a scratch database; the row counts of all %d tables match the manifest"
+                     % drill.get("tables", 0) if drill.get("ok") else
+                     "Drill: FAILED, the row counts differ: %s" % ", ".join(
+                         "%s (expected %s, restored %s)" % (t, d.get("expected"), d.get("restored"))
+                         for t, d in sorted((drill.get("differences") or {}).items())))
     return lines
 
 

@@ -251,12 +251,16 @@ def test_restore_refuses_a_corrupted_set_before_any_change(backed_up, deployed):
 
 
 def test_an_older_set_is_migrated_through_the_normal_jobs(deployed):
-    """A set made by v4.6.3, restored after an upgrade to v4.6.4: the restore forgets the v4.6.4
+    """A set made by v4.6.3 (and drilled: backup_verify restores it into a scratch database and
+    compares the row counts), restored after an upgrade to v4.6.4: the restore forgets the v4.6.4
     migration Jobs, so the deploy phases run them again, on the restored database, before the
     Deployments come back."""
-    rc, out = run(deployed, "playbooks/backup.yml", "-e", "backup_runner=controller")
+    rc, out = run(deployed, "playbooks/backup.yml", "-e", "backup_runner=controller", "-e", "backup_verify=true",
+                  "-e", "restore_identity_file=" + os.environ["LAB_BACKUP_IDENTITY_FILE"])
     assert rc == 0, out[-4000:]
     set_id = re.findall(r"Backup set (\d{8}T\d{6}Z) ", out)[0]
+    assert "Drill: restored into a scratch database; the row counts of all 1 tables match the manifest" in out, out[-3000:]
+    assert databases() == [DATABASE], "the drill's scratch database must be dropped"
     made_from = fingerprint(DATABASE)
     rc, out = run(deployed, "playbooks/upgrade.yml", "-e", "mastodon_version=v4.6.4")
     assert rc == 0, out[-4000:]

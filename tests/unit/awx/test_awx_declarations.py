@@ -65,14 +65,14 @@ def test_playbook_declares_every_object(tasks):
     modules = [t["module"] for t in tasks]
     for module in EXPECTED_MODULES + ("credential",):
         assert module in modules
-    assert modules.count("job_template") == 3
+    assert modules.count("job_template") == 4
 
 
 # ---------------------------------------------------------------- parameters vs the real specs
 
-@pytest.mark.parametrize("index", range(9))
+@pytest.mark.parametrize("index", range(10))
 def test_declared_parameters_match_real_argument_spec(tasks, index):
-    assert len(tasks) == 9
+    assert len(tasks) == 10
     task = tasks[index]
     errors, validated = awx.validate_params(task["module"], task["params"])
     assert errors == [], "%s (awx.awx.%s): %s" % (task["name"], task["module"], errors)
@@ -196,7 +196,7 @@ def test_objects_reference_each_other_by_the_declared_names(tasks):
 def test_templates_run_our_playbooks_on_one_instance(tasks):
     templates = _templates(tasks)
     playbooks = sorted(p["playbook"] for p in templates.values())
-    assert playbooks == ["playbooks/teardown.yml", "playbooks/upgrade.yml", "site.yml"]
+    assert playbooks == ["playbooks/backup.yml", "playbooks/teardown.yml", "playbooks/upgrade.yml", "site.yml"]
     for params in templates.values():
         assert params["ask_limit_on_launch"] is True
         assert params["limit"] == "choose-one-instance"

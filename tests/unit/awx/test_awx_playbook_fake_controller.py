@@ -130,7 +130,7 @@ def test_fake_controller_holds_the_declared_objects(controller):
     assert source["source"] == "scm" and source["source_path"] == "inventories/prod"
     vault = fake.by_name("credentials", "Mastodon vault")
     templates = dict((jt["name"], jt) for jt in fake.objects("job_templates"))
-    assert sorted(templates) == ["Mastodon deploy", "Mastodon teardown", "Mastodon upgrade"]
+    assert sorted(templates) == ["Mastodon backup", "Mastodon deploy", "Mastodon teardown", "Mastodon upgrade"]
     for jt in templates.values():
         assert jt["project"] == project["id"] and jt["inventory"] == inventory["id"]
         assert jt["execution_environment"] == ee["id"]
@@ -138,6 +138,7 @@ def test_fake_controller_holds_the_declared_objects(controller):
         assert fake.jt_credentials[jt["id"]] == [cred["id"], vault["id"]]
     assert templates["Mastodon deploy"]["playbook"] == "site.yml"
     assert fake.surveys[templates["Mastodon deploy"]["id"]] == {}
+    assert templates["Mastodon backup"]["playbook"] == "playbooks/backup.yml"
     upgrade = fake.surveys[templates["Mastodon upgrade"]["id"]]
     assert [q["variable"] for q in upgrade["spec"]] == ["mastodon_version"]
     teardown = fake.surveys[templates["Mastodon teardown"]["id"]]
@@ -160,7 +161,7 @@ def test_fake_controller_second_run_changes_only_the_secret(controller):
     # AWX never returns a secret, so awx.awx re-sends the kubeconfig and reports a change;
     # everything else is compared with what the controller holds and left alone
     assert _changed_tasks(data) == ["Store the cluster kubeconfig as a credential"]
-    assert len(controller["fake"].objects("job_templates")) == 3
+    assert len(controller["fake"].objects("job_templates")) == 4
 
 
 def test_fake_controller_drift_is_corrected(controller):

@@ -137,3 +137,12 @@ def test_the_refusals_give_way_only_to_the_right_names():
     assert plan(database=FULL, confirm="social")["problems"] == []
     assert plan(manifest=dict(local_domain="other.example.org"), allow_domain="other.example.org")["problems"] == []
     assert plan(manifest=dict(local_domain="other.example.org"), allow_domain="social.example.org")["problems"]
+
+
+def test_the_report_gives_the_drills_result():
+    manifest = dict(id="x", parts={}, tables={"t": 1})
+    assert backup_plan.report(manifest, dict(ok=True, tables=1, differences={}))[-1] == (
+        "Drill: restored into a scratch database; the row counts of all 1 tables match the manifest")
+    assert backup_plan.report(manifest, dict(ok=False, tables=1, differences={"t": dict(expected=1, restored=0)}))[-1] == (
+        "Drill: FAILED, the row counts differ: t (expected 1, restored 0)")
+    assert len(backup_plan.report(manifest)) == 2
