@@ -41,12 +41,14 @@ options:
         database into the new database O(database). V(restore-keys) writes a set's keys into their
         Secrets. V(verify) restores into the scratch database O(database), compares the row
         counts with the manifest, and drops it.
+      - V(prune) deletes the sets older than O(prune_days) days, every version, but never the
+        O(prune_keep) newest complete sets. Give it keys that may delete (the target's admin).
       - V(db-state) tells whether O(database) exists, its owner and how many tables it holds.
         V(swap-db) renames O(target_database) (if it exists) to O(keep_as) and O(database) to
         O(target_database), owned by O(owner). Both log in as an admin.
     type: str
     required: true
-    choices: [backup, list, check, restore-db, restore-keys, verify, db-state, swap-db]
+    choices: [backup, list, check, restore-db, restore-keys, verify, prune, db-state, swap-db]
   backup_set:
     description: The set's id (like V(20261202T031500Z)) or V(latest). For V(backup), the id of the new set (V(latest) takes the time).
     type: str
@@ -54,6 +56,14 @@ options:
   database:
     description: The database that V(restore-db) creates, V(verify) creates and drops, V(db-state) looks at, and V(swap-db) moves.
     type: str
+  prune_days:
+    description: For V(prune), the age in days from which a set is deleted.
+    type: int
+    default: 30
+  prune_keep:
+    description: For V(prune), how many of the newest complete sets are kept whatever their age.
+    type: int
+    default: 3
   target_database:
     description: For V(swap-db), the database name the restored database takes.
     type: str
@@ -380,6 +390,11 @@ class Runner(object):
             if command in READ_ONLY:
                 args = dict(list=["list"], check=["check", p["backup_set"]], **{"db-state": ["db-state", p["database"]]})[command]
                 return dict(changed=False, result=self.script(env, *args))
+            if command == "prune":
+                if self.module.check_mode:
+                    return dict(changed=False, result=None, msg="check mode: nothing was pruned")
+                result = self.script(env, "prune", str(p["prune_days"]), str(p["prune_keep"]))
+                return dict(changed=bool(result["deleted"]), result=result)
             if command == "swap-db":
                 if self.module.check_mode:
                     return dict(changed=True, result=None)
@@ -402,9 +417,12 @@ class Runner(object):
 def main():
     spec = dict(
         script=dict(type="path", required=True),
-        command=dict(type="str", required=True, choices=["backup", "list", "check", "restore-db", "restore-keys", "verify", "db-state", "swap-db"]),
+        command=dict(type="str", required=True, choices=["backup", "list", "check", "restore-db", "restore-keys", "verify", "prune",
+                                                                    "db-state", "swap-db"]),
         backup_set=dict(type="str", default="latest"),
         database=dict(type="str"),
+        prune_days=dict(type="int", default=30),
+        prune_keep=dict(type="int", default=3),
         target_database=dict(type="str"),
         owner=dict(type="str"),
         keep_as=dict(type="str"),

@@ -255,9 +255,14 @@ def test_an_older_set_is_migrated_through_the_normal_jobs(deployed):
     compares the row counts), restored after an upgrade to v4.6.4: the restore forgets the v4.6.4
     migration Jobs, so the deploy phases run them again, on the restored database, before the
     Deployments come back."""
+    admin = s3()
+    old = "%s/20200101T000000Z/" % INSTANCE  # a set from long ago, for backup_prune to delete
+    for name in ("db.dump.age", "keys.json.age", "manifest.json"):
+        admin.put_object(Bucket=BUCKET, Key=old + name, Body=b"{}")
     rc, out = run(deployed, "playbooks/backup.yml", "-e", "backup_runner=controller", "-e", "backup_verify=true",
-                  "-e", "restore_identity_file=" + os.environ["LAB_BACKUP_IDENTITY_FILE"])
+                  "-e", "restore_identity_file=" + os.environ["LAB_BACKUP_IDENTITY_FILE"], "-e", "backup_prune=true")
     assert rc == 0, out[-4000:]
+    assert "Versions" not in admin.list_object_versions(Bucket=BUCKET, Prefix=old), "backup_prune left the old set"
     set_id = re.findall(r"Backup set (\d{8}T\d{6}Z) ", out)[0]
     assert "Drill: restored into a scratch database; the row counts of all 1 tables match the manifest" in out, out[-3000:]
     assert databases() == [DATABASE], "the drill's scratch database must be dropped"

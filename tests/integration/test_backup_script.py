@@ -318,3 +318,32 @@ def test_the_dump_container_gives_up_when_told(tmp_path):
                           text=True, timeout=30, check=False)
     assert proc.returncode == 1 and "no snapshot to dump" in proc.stderr
     assert (tmp_path / "dump.rc").read_text().strip() == "1"
+
+
+def test_prune_deletes_old_sets_for_good_but_never_the_newest(world):
+    """prune, for servers without lifecycle rules: every version of a set older than the horizon
+    goes, an unfinished old set too, and the newest complete sets stay whatever their age."""
+    client, bucket = s3(), world["bucket"]
+    old = ["20200101T000000Z", "20200102T000000Z", "20200103T000000Z"]
+    for set_id in old:
+        for name in ("db.dump.age", "keys.json.age"):
+            client.put_object(Bucket=bucket, Key="social/%s/%s" % (set_id, name), Body=b"x")
+            client.put_object(Bucket=bucket, Key="social/%s/%s" % (set_id, name), Body=b"y")  # a second version
+        if set_id != old[-1]:  # the last one never finished
+            client.put_object(Bucket=bucket, Key="social/%s/manifest.json" % set_id, Body=b"{}")
+    rc, out, err = script(world["env"], "list")
+    recent = [i for i in json.loads(out) if i not in old]
+    assert recent, "the module's set must be there"
+    rc, out, err = script(world["env"], "prune", "30", "1")
+    assert rc == 0, err
+    assert json.loads(out)["deleted"] == old
+    left = set(item["Key"].split("/")[1] for item in client.list_object_versions(Bucket=bucket, Prefix="social/").get("Versions", []))
+    assert left == set(recent)
+    # everything old: the newest complete set is kept
+    env = dict(world["env"], BACKUP_S3_PREFIX="other")
+    for set_id in old[:2]:
+        client.put_object(Bucket=bucket, Key="other/%s/manifest.json" % set_id, Body=b"{}")
+    rc, out, err = script(env, "prune", "30", "1")
+    assert rc == 0 and json.loads(out) == dict(deleted=[old[0]], kept=[old[1]], horizon=json.loads(out)["horizon"]), out + err
+    rc, dummy, err = script(env, "prune", "0", "1")
+    assert rc == 1 and "at least 1 day" in err

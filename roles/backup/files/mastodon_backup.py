@@ -29,6 +29,8 @@ files, never from the command line):
     restore-keys SET|latest PATH  check the set, then write the keys JSON to PATH (mode 0600)
     verify SET|latest NAME        a drill: restore-db into NAME, compare each table's row count
                                   with the manifest, drop NAME; prints the result as JSON
+    prune DAYS KEEP               delete the sets older than DAYS days (every version), never the
+                                  KEEP newest complete sets (for servers without lifecycle rules)
     db-state NAME                 whether database NAME exists, its owner, how many tables it has
     swap-db NEW NAME OWNER KEEP   rename database NAME (if any) to KEEP and NEW to NAME, owned by
                                   OWNER (the restore's last database step)
@@ -239,6 +241,23 @@ class Store:
             for item in page.get("DeleteMarkers") or []:
                 deleted.add(item["Key"])
         return dict((k, [v for dummy, v in sorted(vs, reverse=True)]) for k, vs in found.items()), deleted
+
+    def delete_markers(self, prefix):
+        """(key, version id) of every delete marker under ``prefix``."""
+        found = []
+        for page in self.client.get_paginator("list_object_versions").paginate(Bucket=self.settings.bucket, Prefix=prefix):
+            found.extend((item["Key"], item["VersionId"]) for item in page.get("DeleteMarkers") or [])
+        return found
+
+    def delete_versions(self, pairs):
+        """Delete these (key, version id) for good, 1000 a request."""
+        pairs = list(pairs)
+        for start in range(0, len(pairs), 1000):
+            chunk = [dict(Key=k, VersionId=v) for k, v in pairs[start:start + 1000]]
+            answer = self.client.delete_objects(Bucket=self.settings.bucket, Delete=dict(Objects=chunk, Quiet=True))
+            if answer.get("Errors"):
+                error = answer["Errors"][0]
+                raise Failure("prune: deleting %s failed (%s: %s)" % (error.get("Key"), error.get("Code"), error.get("Message")))
 
     def set_ids(self):
         """The ids of the complete sets (with a manifest), oldest first."""
@@ -655,6 +674,36 @@ def swap_db(new, target, owner, keep_as):
     return dict(database=target, kept=keep_as if target in present else None)
 
 
+def prune(settings, days, keep, store=None, now=None):
+    """Delete the sets older than ``days`` days, every version of every object, but never the
+    ``keep`` newest complete sets; parts of an unfinished set (no manifest) go after ``days``
+    too. For a target whose server has no lifecycle rules; run with keys that may delete (the
+    admin's, never the writer's). Returns what was deleted and what was kept."""
+    days, keep = int(days), int(keep)
+    if days < 1 or keep < 1:
+        raise Failure("prune: keep sets at least 1 day, and at least 1 set (got %d days, %d sets)" % (days, keep))
+    store = store or Store(settings)
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    horizon = (now - datetime.timedelta(days=days)).strftime("%Y%m%dT%H%M%SZ")
+    complete = store.set_ids()
+    protected = set(complete[-keep:])
+    base = settings.key("") + "/" if settings.prefix else ""
+    versions, dummy = store.versions(base)
+    doomed = {}
+    for key, ids in versions.items():
+        set_id = key[len(base):].split("/", 1)[0]
+        if SET_ID_RE.match(set_id) and set_id < horizon and set_id not in protected:
+            doomed.setdefault(set_id, []).extend((key, v) for v in ids)
+    markers = store.delete_markers(base)
+    for key, version in markers:
+        set_id = key[len(base):].split("/", 1)[0]
+        if set_id in doomed:
+            doomed[set_id].append((key, version))
+    for set_id in sorted(doomed):
+        store.delete_versions(doomed[set_id])
+    return dict(deleted=sorted(doomed), kept=[i for i in complete if i not in doomed], horizon=horizon)
+
+
 def verify(settings, wanted, database, store=None):
     """The restore drill: restore into ``database``, compare row counts with the manifest, drop it."""
     manifest = restore_db(settings, wanted, database, store)
@@ -682,6 +731,7 @@ def main(argv=None):
     commands["restore-db"] = (2, lambda: restore_db(settings, argv[1], argv[2]))
     commands["restore-keys"] = (2, lambda: restore_keys(settings, argv[1], argv[2]))
     commands["db-state"] = (1, lambda: database_state(argv[1]))
+    commands["prune"] = (2, lambda: prune(settings, argv[1], argv[2]))
     commands["swap-db"] = (4, lambda: swap_db(argv[1], argv[2], argv[3], argv[4]))
     if not argv or argv[0] not in commands or len(argv) != commands[argv[0]][0] + 1:
         sys.stderr.write(__doc__.split("Commands", 1)[1].split("Exit status", 1)[0])
