@@ -218,6 +218,18 @@ def test_restore_onto_existing_data_without_confirmation_changes_nothing(backed_
     assert (fingerprint(DATABASE), key_secrets(), replicas(), databases()) == before
 
 
+def test_check_mode_backs_up_and_restores_nothing(backed_up, deployed):
+    set_id = backed_up[0]
+    before = (fingerprint(DATABASE), key_secrets(), replicas(), databases())
+    sets = len(s3().list_objects_v2(Bucket=BUCKET, Prefix=INSTANCE + "/").get("Contents", []))
+    rc, out = run(deployed, "playbooks/backup.yml", "-e", "backup_runner=controller", "--check")
+    assert rc == 0, out[-4000:]
+    rc, out = run(deployed, *(RESTORE + ("-e", "restore_backup=" + set_id, "-e", "restore_confirm=" + INSTANCE, "--check")))
+    assert rc == 0, out[-6000:]
+    assert (fingerprint(DATABASE), key_secrets(), replicas(), databases()) == before
+    assert len(s3().list_objects_v2(Bucket=BUCKET, Prefix=INSTANCE + "/").get("Contents", [])) == sets
+
+
 def test_restore_brings_back_the_data_and_the_keys_identically(backed_up, deployed):
     set_id, dummy, made_from = backed_up
     keys, running = key_secrets(), replicas()
