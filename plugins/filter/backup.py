@@ -17,8 +17,8 @@ def backup_job(documents, name, set_id):
         raise AnsibleFilterError("backup_job: %s" % exc)
 
 
-def backup_report(manifest, drill=None):
-    return backup_plan.report(manifest or {}, drill)
+def backup_report(manifest, drill=None, media=None, replication=None):
+    return backup_plan.report(manifest or {}, drill, media, replication)
 
 
 def backup_restore_plan(manifest, deployed_version, local_domain, instance, db_name, database, confirm=None, allow_domain=None):

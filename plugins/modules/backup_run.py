@@ -43,12 +43,15 @@ options:
         counts with the manifest, and drops it.
       - V(prune) deletes the sets older than O(prune_days) days, every version, but never the
         O(prune_keep) newest complete sets. Give it keys that may delete (the target's admin).
+      - V(mirror-media) copies the new and changed objects of the media bucket (O(media)) into the
+        bucket O(media.target_bucket) of the backup target. V(media-replication) returns the media
+        bucket's enabled replication rules, and fails when there is none.
       - V(db-state) tells whether O(database) exists, its owner and how many tables it holds.
         V(swap-db) renames O(target_database) (if it exists) to O(keep_as) and O(database) to
         O(target_database), owned by O(owner). Both log in as an admin.
     type: str
     required: true
-    choices: [backup, list, check, restore-db, restore-keys, verify, prune, db-state, swap-db]
+    choices: [backup, list, check, restore-db, restore-keys, verify, prune, mirror-media, media-replication, db-state, swap-db]
   backup_set:
     description: The set's id (like V(20261202T031500Z)) or V(latest). For V(backup), the id of the new set (V(latest) takes the time).
     type: str
@@ -134,6 +137,33 @@ options:
         type: str
       secret_key:
         description: The secret key, from the vault, instead of O(s3.credentials_secret).
+        type: str
+  media:
+    description: The media bucket, for V(mirror-media) and V(media-replication).
+    type: dict
+    suboptions:
+      endpoint:
+        description: Its S3 endpoint URL (the scheme only, with O(media.port_forward)).
+        type: str
+      port_forward:
+        description:
+          - The in-cluster S3 Service to port-forward to, as V(namespace), V(service) and V(port);
+            the connection fact C(minio_connection.port_forward).
+        type: dict
+      region:
+        description: The region.
+        type: str
+        default: us-east-1
+      bucket:
+        description: The media bucket.
+        type: str
+        required: true
+      credentials_secret:
+        description: The Secret (V(name), V(access_key), V(secret_key)) of keys that may read the bucket.
+        type: dict
+        required: true
+      target_bucket:
+        description: The bucket of the backup target the media are copied into.
         type: str
   keys_secrets:
     description: The Secrets that hold Mastodon's generated keys, backed up and restored whole.
@@ -290,7 +320,7 @@ class Runner(object):
                 self.module.fail_json(msg="s3: give credentials_secret, or access_key and secret_key")
             env.update(AWS_ACCESS_KEY_ID=access, AWS_SECRET_ACCESS_KEY=secret, BACKUP_S3_ENDPOINT=s3["endpoint"],
                        BACKUP_S3_REGION=s3["region"], BACKUP_S3_BUCKET=s3["bucket"], BACKUP_S3_PREFIX=s3["prefix"] or "")
-        elif p["command"] not in ("db-state", "swap-db"):
+        elif p["command"] not in ("db-state", "swap-db", "media-replication"):
             self.module.fail_json(msg="s3 is required with command=%s" % p["command"])
         if pg:
             ref = pg["password_secret"]
@@ -390,6 +420,8 @@ class Runner(object):
             if command in READ_ONLY:
                 args = dict(list=["list"], check=["check", p["backup_set"]], **{"db-state": ["db-state", p["database"]]})[command]
                 return dict(changed=False, result=self.script(env, *args))
+            if command in ("mirror-media", "media-replication"):
+                return self.media(env, command)
             if command == "prune":
                 if self.module.check_mode:
                     return dict(changed=False, result=None, msg="check mode: nothing was pruned")
@@ -410,6 +442,33 @@ class Runner(object):
             result = self.script(env, command, p["backup_set"], p["database"])
             return dict(changed=command == "restore-db", result=result)
 
+    def media(self, env, command):
+        """Run a media command, through a port-forward to the in-cluster S3 server when asked."""
+        media = self.params["media"]
+        if not media:
+            self.module.fail_json(msg="media is required with command=%s" % command)
+        ref = media["credentials_secret"]
+        env.update(MEDIA_S3_BUCKET=media["bucket"], MEDIA_S3_REGION=media["region"],
+                   MEDIA_AWS_ACCESS_KEY_ID=self.secret_value(ref["name"], ref["access_key"], "media.credentials_secret"),
+                   MEDIA_AWS_SECRET_ACCESS_KEY=self.secret_value(ref["name"], ref["secret_key"], "media.credentials_secret"),
+                   BACKUP_MEDIA_BUCKET=media.get("target_bucket") or "")
+        if command == "mirror-media" and self.module.check_mode:
+            return dict(changed=True, result=None, msg="check mode: nothing was copied")
+        if not media.get("port_forward"):
+            env["MEDIA_S3_ENDPOINT"] = media.get("endpoint") or ""
+            result = self.script(env, command)
+        else:
+            via = dict((k, v.get("default")) for k, v in via_kubernetes_spec()["options"].items())
+            for key, spec in via_kubernetes_spec()["options"].items():
+                if "fallback" in spec:
+                    via[key] = spec["fallback"][0]()
+            via.update((k, v) for k, v in media["port_forward"].items() if v is not None)
+            with port_forward(self.module, via, default_port=9000) as forwarded:
+                scheme = (media.get("endpoint") or "http://").split("://", 1)[0]
+                env["MEDIA_S3_ENDPOINT"] = "%s://%s:%s" % (scheme, forwarded[0], forwarded[1])
+                result = self.script(env, command)
+        return dict(changed=command == "mirror-media" and bool(result.get("copied")), result=result)
+
     def close(self):
         shutil.rmtree(self.work, ignore_errors=True)
 
@@ -418,7 +477,7 @@ def main():
     spec = dict(
         script=dict(type="path", required=True),
         command=dict(type="str", required=True, choices=["backup", "list", "check", "restore-db", "restore-keys", "verify", "prune",
-                                                                    "db-state", "swap-db"]),
+                                                                    "mirror-media", "media-replication", "db-state", "swap-db"]),
         backup_set=dict(type="str", default="latest"),
         database=dict(type="str"),
         prune_days=dict(type="int", default=30),
@@ -437,6 +496,10 @@ def main():
             bucket=dict(type="str", required=True), prefix=dict(type="str", default=""),
             credentials_secret=dict(type="dict", no_log=False), access_key=dict(type="str", no_log=True),
             secret_key=dict(type="str", no_log=True))),
+        media=dict(type="dict", options=dict(
+            endpoint=dict(type="str"), port_forward=dict(type="dict"), region=dict(type="str", default="us-east-1"),
+            bucket=dict(type="str", required=True), credentials_secret=dict(type="dict", required=True, no_log=False),
+            target_bucket=dict(type="str"))),
         keys_secrets=dict(type="list", elements="str", default=[], no_log=False),
         recipients=dict(type="list", elements="str", default=[]),
         identity_file=dict(type="path"),

@@ -107,7 +107,7 @@ def job_from_cronjob(documents, name, set_id):
     return job
 
 
-def report(manifest, drill=None):
+def report(manifest, drill=None, media=None, replication=None):
     """The lines backup.yml prints about a set: its id, Mastodon's version, size and checksums,
     and the drill's result when it ran."""
     parts = manifest.get("parts") or {}
@@ -119,6 +119,13 @@ def report(manifest, drill=None):
                                                                sum((manifest.get("tables") or {}).values()))]
     for name in sorted(parts):
         lines.append("%s: %d bytes, sha256 %s" % (name, parts[name].get("size", 0), parts[name].get("sha256")))
+    if media:
+        lines.append("Media: %d objects in %s, %d copied now (%d bytes) into %s, %d unchanged"
+                     % (media.get("objects", 0), media.get("source"), media.get("copied", 0), media.get("copied_bytes", 0),
+                        media.get("target"), media.get("unchanged", 0)))
+    if replication:
+        lines.append("Media: the S3 server replicates %s (%s)" % (replication.get("bucket"), ", ".join(
+            "rule %s to %s" % (r.get("id"), r.get("destination")) for r in replication.get("rules") or [])))
     if drill:
         lines.append("Drill: restored into a scratch database; the row counts of all %d tables match the manifest"
                      % drill.get("tables", 0) if drill.get("ok") else

@@ -294,3 +294,36 @@ def test_an_older_set_is_migrated_through_the_normal_jobs(deployed):
     assert databases() == [DATABASE, kept], "the database before the restore must be kept"
     assert "kept as %s" % kept in out
     sql('DROP DATABASE "%s"' % kept)
+
+
+def test_the_media_mirror_copies_everything_once_then_only_what_changed(deployed):
+    """backup_media=mirror: site.yml creates the copy's bucket; backup.yml copies the media bucket
+    (reached through the port-forward to the in-cluster S3 Service, with the media user's keys)."""
+    admin, media, copy = s3(), INSTANCE + "-media", INSTANCE + "-media-backup"
+    bodies = dict(("media_attachments/files/%d/original/%s.png" % (i, uuid.uuid4().hex), os.urandom(500 + i)) for i in range(3))
+    for key, body in bodies.items():
+        admin.put_object(Bucket=media, Key=key, Body=body)
+    rc, out = run(deployed, "site.yml", "--tags", "backup", "-e", "backup_media=mirror")
+    assert rc == 0, out[-4000:]
+    assert admin.get_bucket_versioning(Bucket=copy)["Status"] == "Enabled"
+    args = ("playbooks/backup.yml", "-e", "backup_runner=controller", "-e", "backup_media=mirror")
+    rc, out = run(deployed, *args)
+    assert rc == 0, out[-4000:]
+    total = len(admin.list_objects_v2(Bucket=media).get("Contents", []))
+    assert "Media: %d objects in %s, %d copied now" % (total, media, total) in out, out[-3000:]
+    for key, body in bodies.items():
+        assert admin.get_object(Bucket=copy, Key=key)["Body"].read() == body
+    changed = sorted(bodies)[0]
+    admin.put_object(Bucket=media, Key=changed, Body=b"changed")
+    rc, out = run(deployed, *args)
+    assert rc == 0 and "Media: %d objects in %s, 1 copied now" % (total, media) in out, out[-3000:]
+    assert "%d unchanged" % (total - 1) in out
+    assert admin.get_object(Bucket=copy, Key=changed)["Body"].read() == b"changed"
+
+
+def test_media_replication_is_checked_not_assumed(deployed):
+    """backup_media=replication: the lab's single-site RGW has no replication rule (it refuses to
+    store one), so backup.yml must fail saying so, rather than report the media as safe."""
+    rc, out = run(deployed, "playbooks/backup.yml", "-e", "backup_runner=controller", "-e", "backup_media=replication")
+    assert rc != 0 and "backup_media: replication, but the media bucket %s-media has no enabled replication rule" % INSTANCE in out, \
+        out[-3000:]

@@ -347,3 +347,41 @@ def test_prune_deletes_old_sets_for_good_but_never_the_newest(world):
     assert rc == 0 and json.loads(out) == dict(deleted=[old[0]], kept=[old[1]], horizon=json.loads(out)["horizon"]), out + err
     rc, dummy, err = script(env, "prune", "0", "1")
     assert rc == 1 and "at least 1 day" in err
+
+
+def test_the_media_mirror_copies_everything_once_then_only_what_changed(world):
+    client, tag = s3(), uuid.uuid4().hex[:8]
+    source, target = "it-media-" + tag, "it-media-copy-" + tag
+    for name in (source, target):
+        client.create_bucket(Bucket=name)
+    objects = dict(("media_attachments/files/%03d/original/%s.png" % (i, uuid.uuid4().hex), os.urandom(1000 + i))
+                   for i in range(12))
+    for key, body in objects.items():
+        client.put_object(Bucket=source, Key=key, Body=body, ContentType="image/png")
+    env = dict(world["env"], MEDIA_S3_ENDPOINT=os.environ["LAB_S3_ENDPOINT"], MEDIA_S3_BUCKET=source, BACKUP_MEDIA_BUCKET=target,
+               MEDIA_AWS_ACCESS_KEY_ID=os.environ["LAB_S3_ACCESS_KEY"], MEDIA_AWS_SECRET_ACCESS_KEY=os.environ["LAB_S3_SECRET_KEY"])
+    try:
+        rc, out, err = script(env, "mirror-media")
+        assert rc == 0, err
+        first = json.loads(out)
+        assert (first["objects"], first["copied"], first["unchanged"]) == (12, 12, 0)
+        assert first["copied_bytes"] == sum(len(b) for b in objects.values())
+        for key, body in objects.items():
+            copy = client.get_object(Bucket=target, Key=key)
+            assert copy["Body"].read() == body and copy["ContentType"] == "image/png"
+        changed = sorted(objects)[3]
+        client.put_object(Bucket=source, Key=changed, Body=b"changed")
+        client.put_object(Bucket=source, Key="new/one.png", Body=b"new")
+        client.delete_object(Bucket=source, Key=sorted(objects)[0])
+        rc, out, err = script(env, "mirror-media")
+        second = json.loads(out)
+        assert (second["objects"], second["copied"], second["unchanged"]) == (12, 2, 10), second
+        assert client.get_object(Bucket=target, Key=changed)["Body"].read() == b"changed"
+        # what Mastodon removed stays in the copy
+        assert client.get_object(Bucket=target, Key=sorted(objects)[0])["Body"].read() == objects[sorted(objects)[0]]
+    finally:
+        for name in (source, target):
+            for page in client.get_paginator("list_object_versions").paginate(Bucket=name):
+                for item in (page.get("Versions") or []) + (page.get("DeleteMarkers") or []):
+                    client.delete_object(Bucket=name, Key=item["Key"], VersionId=item["VersionId"])
+            client.delete_bucket(Bucket=name)

@@ -31,6 +31,11 @@ files, never from the command line):
                                   with the manifest, drop NAME; prints the result as JSON
     prune DAYS KEEP               delete the sets older than DAYS days (every version), never the
                                   KEEP newest complete sets (for servers without lifecycle rules)
+    mirror-media                  copy the new and changed objects of the media bucket
+                                  (MEDIA_S3_ENDPOINT, MEDIA_S3_BUCKET, MEDIA_AWS_*) into
+                                  BACKUP_MEDIA_BUCKET of the backup target
+    media-replication             the enabled replication rules of the media bucket (fails
+                                  without one)
     db-state NAME                 whether database NAME exists, its owner, how many tables it has
     swap-db NEW NAME OWNER KEEP   rename database NAME (if any) to KEEP and NEW to NAME, owned by
                                   OWNER (the restore's last database step)
@@ -704,6 +709,88 @@ def prune(settings, days, keep, store=None, now=None):
     return dict(deleted=sorted(doomed), kept=[i for i in complete if i not in doomed], horizon=horizon)
 
 
+MEDIA_INDEX = ".fediverse-mastodon-mirror.json"
+
+
+def mirror_media(settings, store=None, media=None):
+    """Copy the media bucket (MEDIA_S3_*) into the bucket BACKUP_MEDIA_BUCKET of the backup
+    target, incrementally: an object is copied when it is new or its ETag changed since the last
+    run, which the index object MEDIA_INDEX of the target bucket remembers. Objects are streamed
+    (never whole in memory), keep their keys and content types, and are never deleted from the
+    copy (a media backup keeps what Mastodon removed; the bucket's own rules decide). Runs with
+    keys that may read the target (the admin's): the backup Job's writer may not."""
+    import boto3  # pylint: disable=import-outside-toplevel
+    from botocore.config import Config  # pylint: disable=import-outside-toplevel
+    from botocore.exceptions import ClientError  # pylint: disable=import-outside-toplevel
+    env = settings.env
+    target_bucket = env.get("BACKUP_MEDIA_BUCKET")
+    source_bucket = env.get("MEDIA_S3_BUCKET")
+    if not (target_bucket and source_bucket):
+        raise Failure("mirror-media: set MEDIA_S3_BUCKET and BACKUP_MEDIA_BUCKET (backup_media_bucket)")
+    store = store or Store(settings)
+    media = media or boto3.client(
+        "s3", endpoint_url=env.get("MEDIA_S3_ENDPOINT") or None, region_name=env.get("MEDIA_S3_REGION") or "us-east-1",
+        aws_access_key_id=env.get("MEDIA_AWS_ACCESS_KEY_ID"), aws_secret_access_key=env.get("MEDIA_AWS_SECRET_ACCESS_KEY"),
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3, "mode": "standard"}))
+    started = _now()
+    try:
+        index = json.loads(store.client.get_object(Bucket=target_bucket, Key=MEDIA_INDEX)["Body"].read()).get("objects") or {}
+    except ClientError as exc:
+        if (exc.response.get("Error") or {}).get("Code") not in ("NoSuchKey", "404"):
+            raise
+        index = {}
+    counts = dict(objects=0, copied=0, copied_bytes=0, unchanged=0)
+
+    def save():
+        store.client.put_object(Bucket=target_bucket, Key=MEDIA_INDEX, ContentType="application/json",
+                                Body=json.dumps(dict(source=source_bucket, updated=_now(), objects=index)).encode())
+
+    for page in media.get_paginator("list_objects_v2").paginate(Bucket=source_bucket):
+        for item in page.get("Contents") or []:
+            key, etag = item["Key"], item["ETag"]
+            counts["objects"] += 1
+            if index.get(key) == etag:
+                counts["unchanged"] += 1
+                continue
+            source = media.get_object(Bucket=source_bucket, Key=key)
+            extra = dict(ContentType=source["ContentType"]) if source.get("ContentType") else {}
+            store.client.upload_fileobj(source["Body"], target_bucket, key, Config=store.transfer, ExtraArgs=extra)
+            index[key] = etag
+            counts["copied"] += 1
+            counts["copied_bytes"] += item["Size"]
+            if counts["copied"] % 500 == 0:
+                save()  # an interrupted mirror resumes from here
+    save()
+    return dict(counts, source=source_bucket, target=target_bucket, started=started, finished=_now())
+
+
+def media_replication(settings, media=None):
+    """The replication rules of the media bucket (MEDIA_S3_*, keys that may read its
+    configuration): backup_media=replication relies on the S3 server to copy the media away."""
+    import boto3  # pylint: disable=import-outside-toplevel
+    from botocore.config import Config  # pylint: disable=import-outside-toplevel
+    from botocore.exceptions import ClientError  # pylint: disable=import-outside-toplevel
+    env = settings.env
+    bucket = env.get("MEDIA_S3_BUCKET")
+    media = media or boto3.client(
+        "s3", endpoint_url=env.get("MEDIA_S3_ENDPOINT") or None, region_name=env.get("MEDIA_S3_REGION") or "us-east-1",
+        aws_access_key_id=env.get("MEDIA_AWS_ACCESS_KEY_ID"), aws_secret_access_key=env.get("MEDIA_AWS_SECRET_ACCESS_KEY"),
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3, "mode": "standard"}))
+    try:
+        rules = (media.get_bucket_replication(Bucket=bucket).get("ReplicationConfiguration") or {}).get("Rules") or []
+    except ClientError as exc:
+        code = (exc.response.get("Error") or {}).get("Code")
+        if code not in ("ReplicationConfigurationNotFoundError", "NoSuchReplicationConfiguration", "NotImplemented", "XNotImplemented"):
+            raise
+        rules = []
+    enabled = [r for r in rules if r.get("Status") == "Enabled"]
+    if not enabled:
+        raise Failure("backup_media: replication, but the media bucket %s has no enabled replication rule on its S3 server; "
+                      "set one up there (docs/backups.md), or use backup_media: mirror" % bucket)
+    return dict(bucket=bucket, rules=[dict(id=r.get("ID"), destination=(r.get("Destination") or {}).get("Bucket"))
+                                      for r in enabled])
+
+
 def verify(settings, wanted, database, store=None):
     """The restore drill: restore into ``database``, compare row counts with the manifest, drop it."""
     manifest = restore_db(settings, wanted, database, store)
@@ -732,6 +819,8 @@ def main(argv=None):
     commands["restore-keys"] = (2, lambda: restore_keys(settings, argv[1], argv[2]))
     commands["db-state"] = (1, lambda: database_state(argv[1]))
     commands["prune"] = (2, lambda: prune(settings, argv[1], argv[2]))
+    commands["mirror-media"] = (0, lambda: mirror_media(settings))
+    commands["media-replication"] = (0, lambda: media_replication(settings))
     commands["swap-db"] = (4, lambda: swap_db(argv[1], argv[2], argv[3], argv[4]))
     if not argv or argv[0] not in commands or len(argv) != commands[argv[0]][0] + 1:
         sys.stderr.write(__doc__.split("Commands", 1)[1].split("Exit status", 1)[0])
