@@ -267,6 +267,8 @@ except ImportError:  # pragma: no cover - reported through missing_required_lib
     CoreV1Api = None
     ApiException = Exception
 
+COMMANDS = ["backup", "list", "check", "restore-db", "restore-keys", "verify", "prune", "mirror-media", "media-replication",
+            "db-state", "swap-db"]
 READ_ONLY = ("list", "check", "db-state")
 
 
@@ -476,8 +478,7 @@ class Runner(object):
 def main():
     spec = dict(
         script=dict(type="path", required=True),
-        command=dict(type="str", required=True, choices=["backup", "list", "check", "restore-db", "restore-keys", "verify", "prune",
-                                                                    "mirror-media", "media-replication", "db-state", "swap-db"]),
+        command=dict(type="str", required=True, choices=COMMANDS),
         backup_set=dict(type="str", default="latest"),
         database=dict(type="str"),
         prune_days=dict(type="int", default=30),
