@@ -13,3 +13,11 @@ def denied(call):
     except ClientError as exc:
         return exc.response["Error"]["Code"] == "AccessDenied"
     return False
+
+
+def remove_bucket(client, bucket):
+    """Delete every object version and delete marker of ``bucket``, then the bucket."""
+    for page in client.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        for item in (page.get("Versions") or []) + (page.get("DeleteMarkers") or []):
+            client.delete_object(Bucket=bucket, Key=item["Key"], VersionId=item["VersionId"])
+    client.delete_bucket(Bucket=bucket)

@@ -22,6 +22,7 @@ import uuid
 import pytest
 
 from ansible_run import REPO
+from s3_checks import remove_bucket
 
 SCRIPT = os.path.join(REPO, "roles", "backup", "files", "mastodon_backup.py")
 NEEDED = ("LAB_PG_HOST", "LAB_PG_PORT", "LAB_PG_USER", "LAB_PG_PASSWORD", "LAB_S3_ENDPOINT", "LAB_S3_ACCESS_KEY",
@@ -136,11 +137,7 @@ def world(tmp_path_factory):
                directory=directory, large=large)
     for name in (database, database + "_drill", database + "_other"):
         drop_database(name)
-    paginator = client.get_paginator("list_object_versions")
-    for page in paginator.paginate(Bucket=bucket):
-        for item in (page.get("Versions") or []) + (page.get("DeleteMarkers") or []):
-            client.delete_object(Bucket=bucket, Key=item["Key"], VersionId=item["VersionId"])
-    client.delete_bucket(Bucket=bucket)
+    remove_bucket(client, bucket)
 
 
 def script(env, *args):
@@ -381,7 +378,4 @@ def test_the_media_mirror_copies_everything_once_then_only_what_changed(world):
         assert client.get_object(Bucket=target, Key=sorted(objects)[0])["Body"].read() == objects[sorted(objects)[0]]
     finally:
         for name in (source, target):
-            for page in client.get_paginator("list_object_versions").paginate(Bucket=name):
-                for item in (page.get("Versions") or []) + (page.get("DeleteMarkers") or []):
-                    client.delete_object(Bucket=name, Key=item["Key"], VersionId=item["VersionId"])
-            client.delete_bucket(Bucket=name)
+            remove_bucket(client, name)

@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 
-from s3_checks import denied  # noqa: E402
+from s3_checks import denied, remove_bucket  # noqa: E402
 from ansible_run import REPO
 
 boto3 = pytest.importorskip("boto3")
@@ -65,10 +65,7 @@ def target(lab):
         rgw.delete_user(uid, purge_data=True)
     finally:
         for name in (bucket, media):
-            for page in admin.get_paginator("list_object_versions").paginate(Bucket=name):
-                for item in (page.get("Versions") or []) + (page.get("DeleteMarkers") or []):
-                    admin.delete_object(Bucket=name, Key=item["Key"], VersionId=item["VersionId"])
-            admin.delete_bucket(Bucket=name)
+            remove_bucket(admin, name)
 
 
 def test_the_writer_adds_objects_under_its_prefix_and_nothing_else(target):
