@@ -21,9 +21,10 @@ def backup_report(manifest, drill=None, media=None, replication=None):
     return backup_plan.report(manifest or {}, drill, media, replication)
 
 
-def backup_restore_plan(manifest, deployed_version, local_domain, instance, db_name, database, confirm=None, allow_domain=None):
+def backup_restore_plan(manifest, deployed_version, local_domain, instance, db_name, database, confirm=None, allow_domain=None,
+                        stamp="00000000000000"):
     return backup_plan.restore_plan(manifest or {}, deployed_version, local_domain, instance, db_name, database or {},
-                                    confirm, allow_domain)
+                                    confirm, allow_domain, stamp)
 
 
 class FilterModule:

@@ -178,6 +178,11 @@ options:
   identity_file:
     description: A file that holds the age private key (V(AGE-SECRET-KEY-1...)), to decrypt a set.
     type: path
+  identity:
+    description:
+      - The age private key itself, from a vaulted variable, instead of O(identity_file). The
+        module writes it to a file of its own (mode 0600) for the run and removes it after.
+    type: str
   mastodon_version:
     description: The deployed Mastodon version, written into the manifest.
     type: str
@@ -329,8 +334,14 @@ class Runner(object):
             env.update(PGHOST=host or "", PGPORT=str(port), PGUSER=pg["user"], PGDATABASE=pg["database"], PGSSLMODE=pg["ssl_mode"],
                        PGPASSWORD=self.secret_value(ref["name"], ref["key"], "postgresql.password_secret"),
                        PGAPPNAME="fediverse.mastodon backup")
+        identity_file = p["identity_file"]
+        if p["identity"]:
+            identity_file = os.path.join(self.work, "identity.txt")
+            fd = os.open(identity_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(p["identity"].strip() + "\n")
         for name, value in (("MASTODON_VERSION", p["mastodon_version"]), ("LOCAL_DOMAIN", p["local_domain"]),
-                            ("BACKUP_IDENTITY_FILE", p["identity_file"])):
+                            ("BACKUP_IDENTITY_FILE", identity_file)):
             if value:
                 env[name] = value
         return env
@@ -504,6 +515,7 @@ def main():
         keys_secrets=dict(type="list", elements="str", default=[], no_log=False),
         recipients=dict(type="list", elements="str", default=[]),
         identity_file=dict(type="path"),
+        identity=dict(type="str", no_log=True),
         mastodon_version=dict(type="str"),
         local_domain=dict(type="str"),
         pg_dump=dict(type="str", default="pg_dump"),

@@ -12,13 +12,18 @@ module: mastodon_pause
 short_description: Stop a Mastodon instance's Deployments for maintenance, and start them again as they were
 version_added: "1.0.0"
 description:
-  - V(stopped) scales each Deployment in O(deployments) to zero replicas and waits until its pods
-    are gone. The replicas it had are kept in the Deployment's annotation
-    C(restore.fediverse.mastodon/replicas), in the same request, so an interrupted run loses nothing.
-  - V(started) gives each Deployment that carries the annotation its replicas back, and removes
-    the annotation.
+  - V(stopped) scales the instance's web, streaming and sidekiq Deployments (every sidekiq worker
+    Deployment) to zero replicas and waits until their pods are gone, and suspends the instance's
+    CronJobs. What each had (replicas, suspend) is kept in its annotation
+    C(restore.fediverse.mastodon/replicas) or C(restore.fediverse.mastodon/suspend), in the same
+    request, so an interrupted run loses nothing.
+  - V(started) gives each object that carries the annotation what it had, and removes the
+    annotation.
+  - The objects are found by their labels (C(app.kubernetes.io/instance) = O(instance), and
+    C(app.kubernetes.io/name) web, streaming or sidekiq for the Deployments; C(app.kubernetes.io/part-of)
+    mastodon for the CronJobs). An instance without them (a new, empty one) is left as it is.
   - The playbook C(restore.yml) uses it around a restore, so nothing writes to the database while it
-    is replaced. A Deployment that does not exist is skipped (a new, empty instance).
+    is replaced.
 author:
   - fediverse.mastodon contributors (@fediverse-mastodon)
 extends_documentation_fragment:
@@ -29,10 +34,9 @@ options:
     description: The namespace of the Deployments.
     type: str
     required: true
-  deployments:
-    description: The Deployments' names.
-    type: list
-    elements: str
+  instance:
+    description: The instance's name (its objects' C(app.kubernetes.io/instance) label).
+    type: str
     required: true
   state:
     description: V(stopped) or V(started).
@@ -58,16 +62,16 @@ EXAMPLES = r'''
 - name: Stop web, streaming and sidekiq
   fediverse.mastodon.mastodon_pause:
     namespace: social
-    deployments: [social-web, social-streaming, social-sidekiq]
+    instance: social
     state: stopped
 '''
 
 RETURN = r'''
-deployments:
-  description: Each Deployment and what was done (V(stopped), V(started), V(unchanged), V(absent)).
+objects:
+  description: Each object (C(Kind/name)) and what was done (V(stopped), V(started), V(unchanged)).
   returned: always
   type: dict
-  sample: {social-web: stopped}
+  sample: {Deployment/social-web: stopped, CronJob/social-media-remove: stopped}
 '''
 
 import copy
@@ -79,14 +83,30 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.fediverse.mastodon.plugins.module_utils import k8s_client
 
 try:
-    from kubernetes.client import AppsV1Api
+    from kubernetes.client import AppsV1Api, BatchV1Api
     from kubernetes.client.rest import ApiException
 except ImportError:  # pragma: no cover - reported through missing_required_lib
-    AppsV1Api = None
+    AppsV1Api = BatchV1Api = None
     ApiException = Exception
 
 ANNOTATION = "restore.fediverse.mastodon/replicas"
+SUSPEND_ANNOTATION = "restore.fediverse.mastodon/suspend"
 FIELD_MANAGER = "fediverse-mastodon-restore"
+
+
+def cronjob_plan(cronjob, state):
+    """(patch or None, what) for one CronJob: suspended while stopped, as it was after."""
+    annotations = cronjob.metadata.annotations or {}
+    suspended = bool(cronjob.spec.suspend)
+    if state == "stopped":
+        if SUSPEND_ANNOTATION in annotations and suspended:
+            return None, "unchanged"
+        kept = annotations.get(SUSPEND_ANNOTATION, "true" if suspended else "false")
+        return {"metadata": {"annotations": {SUSPEND_ANNOTATION: kept}}, "spec": {"suspend": True}}, "stopped"
+    if SUSPEND_ANNOTATION not in annotations:
+        return None, "unchanged"
+    return ({"metadata": {"annotations": {SUSPEND_ANNOTATION: None}}, "spec": {"suspend": annotations[SUSPEND_ANNOTATION] == "true"}},
+            "started")
 
 
 def plan(deployment, state):
@@ -106,7 +126,7 @@ def plan(deployment, state):
 
 
 def main():
-    spec = dict(namespace=dict(type="str", required=True), deployments=dict(type="list", elements="str", required=True),
+    spec = dict(namespace=dict(type="str", required=True), instance=dict(type="str", required=True),
                 state=dict(type="str", required=True, choices=["stopped", "started"]),
                 wait_timeout=dict(type="int", default=300))
     spec.update(copy.deepcopy(k8s_client.K8S_AUTH_ARG_SPEC))
@@ -121,38 +141,39 @@ def main():
         module.fail_json(msg="cannot set up the Kubernetes client: %s; check kubeconfig/context" % to_native(exc))
     if p["run_lock"]:
         k8s_client.guard_writes(api, p["run_lock"])
-    apps = AppsV1Api(api)
+    apps, batch, ns = AppsV1Api(api), BatchV1Api(api), p["namespace"]
     report, changed = {}, False
     try:
-        for name in p["deployments"]:
-            try:
-                current = apps.read_namespaced_deployment(name, p["namespace"])
-            except ApiException as exc:
-                if getattr(exc, "status", None) != 404:
-                    raise
-                current = None
-            patch, what = plan(current, p["state"])
-            report[name] = what
-            if patch is None:
-                continue
-            changed = True
-            if not module.check_mode:
-                apps.patch_namespaced_deployment(name, p["namespace"], patch, field_manager=FIELD_MANAGER)
+        deployments = apps.list_namespaced_deployment(
+            ns, label_selector="app.kubernetes.io/instance=%s,app.kubernetes.io/name in (web,streaming,sidekiq)" % p["instance"]).items
+        cronjobs = batch.list_namespaced_cron_job(
+            ns, label_selector="app.kubernetes.io/instance=%s,app.kubernetes.io/part-of=mastodon" % p["instance"]).items
+        for kind, items, planner, patcher in (
+                ("CronJob", cronjobs, cronjob_plan, batch.patch_namespaced_cron_job),
+                ("Deployment", deployments, plan, apps.patch_namespaced_deployment)):
+            for item in sorted(items, key=lambda i: i.metadata.name):
+                patch, what = planner(item, p["state"])
+                report["%s/%s" % (kind, item.metadata.name)] = what
+                if patch is None:
+                    continue
+                changed = True
+                if not module.check_mode:
+                    patcher(item.metadata.name, ns, patch, field_manager=FIELD_MANAGER)
         if p["state"] == "stopped" and not module.check_mode:
             deadline = time.monotonic() + p["wait_timeout"]
-            waiting = [n for n, what in report.items() if what != "absent"]
+            waiting = [d.metadata.name for d in deployments]
             while waiting:
-                waiting = [n for n in waiting if (apps.read_namespaced_deployment(n, p["namespace"]).status.replicas or 0) > 0]
+                waiting = [n for n in waiting if (apps.read_namespaced_deployment(n, ns).status.replicas or 0) > 0]
                 if waiting and time.monotonic() > deadline:
                     module.fail_json(msg="the pods of %s were still running after %d s (wait_timeout); nothing else was "
                                          "changed; run again to keep waiting" % (", ".join(waiting), p["wait_timeout"]),
-                                     changed=changed, deployments=report)
+                                     changed=changed, objects=report)
                 if waiting:
                     time.sleep(1)
     except ApiException as exc:
-        module.fail_json(msg="Deployments in %s: %s" % (p["namespace"], k8s_client.api_error_detail(exc)), changed=changed,
-                         deployments=report)
-    module.exit_json(changed=changed, deployments=report)
+        module.fail_json(msg="the objects of %s in %s: %s" % (p["instance"], ns, k8s_client.api_error_detail(exc)),
+                         changed=changed, objects=report)
+    module.exit_json(changed=changed, objects=report)
 
 
 if __name__ == "__main__":

@@ -92,11 +92,17 @@ options:
     type: bool
   expire_days:
     description:
-      - Keep objects this many days, by a lifecycle rule of the bucket (ID C(fediverse-mastodon-retention),
-        on the whole bucket). On a versioned bucket an object's older versions are kept as many days
-        after they were replaced, and unfinished multipart uploads are removed after 7 days.
-      - V(0) removes that rule. Leave it unset to keep the bucket's rules. Other rules are kept.
+      - Keep the objects under O(expire_prefix) this many days, by a lifecycle rule of the bucket
+        (ID C(fediverse-mastodon-retention), followed by the prefix). On a versioned bucket an
+        object's older versions are kept as many days after they were replaced, and unfinished
+        multipart uploads are removed after 7 days.
+      - V(0) removes that rule. Leave it unset to keep the bucket's rules. Other rules (those of
+        other prefixes included) are kept.
     type: int
+  expire_prefix:
+    description: The key prefix O(expire_days) applies to; empty for the whole bucket.
+    type: str
+    default: ""
   cors:
     description:
       - The bucket's CORS rules, in order (the first matching rule wins). An empty list removes
@@ -433,8 +439,10 @@ class BucketModule(object):
                     self.fail(exc, "read the lifecycle rules of bucket %s" % self.name)
             except Exception as exc:  # pylint: disable=broad-except
                 self.fail(exc, "read the lifecycle rules of bucket %s" % self.name)
-        others = [r for r in rules if r.get("ID") != RETENTION_RULE]
-        current = retention_days([r for r in rules if r.get("ID") == RETENTION_RULE])
+        prefix = self.module.params["expire_prefix"] or ""
+        rule_id = retention_rule_id(prefix)
+        others = [r for r in rules if r.get("ID") != rule_id]
+        current = retention_days([r for r in rules if r.get("ID") == rule_id], prefix)
         days = self.module.params["expire_days"]
         before_state["expire_days"], after_state["expire_days"] = current, days
         self.result["expire_days"] = days
@@ -443,7 +451,7 @@ class BucketModule(object):
         self.result["changed"] = True
         if self.module.check_mode:
             return
-        wanted = others + ([retention_rule(days)] if days else [])
+        wanted = others + ([retention_rule(days, prefix)] if days else [])
         try:
             if wanted:
                 self.client.put_bucket_lifecycle_configuration(Bucket=self.name, LifecycleConfiguration={"Rules": wanted})
@@ -614,22 +622,30 @@ def cors_rule(rule):
 RETENTION_RULE = "fediverse-mastodon-retention"
 
 
-def retention_rule(days):
-    """The lifecycle rule that keeps objects ``days`` days (and replaced versions as long)."""
-    return {"ID": RETENTION_RULE, "Status": "Enabled", "Filter": {"Prefix": ""},
+def retention_rule_id(prefix):
+    """The ID of the retention rule of ``prefix`` (one rule per prefix: instances share a bucket)."""
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "-" for c in prefix.strip("/"))
+    return ("%s-%s" % (RETENTION_RULE, cleaned) if cleaned else RETENTION_RULE)[:255]
+
+
+def retention_rule(days, prefix=""):
+    """The lifecycle rule that keeps the objects under ``prefix`` ``days`` days (and replaced
+    versions as long)."""
+    return {"ID": retention_rule_id(prefix), "Status": "Enabled", "Filter": {"Prefix": prefix},
             "Expiration": {"Days": days}, "NoncurrentVersionExpiration": {"NoncurrentDays": days},
             "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7}}
 
 
-def retention_days(rules):
+def retention_days(rules, prefix=""):
     """The days of our retention rule among ``rules`` as the server returns them; 0 when it is
-    missing, disabled, or not the rule retention_rule() writes (then it is written again)."""
+    missing, -1 when it is disabled or not the rule retention_rule() writes (then it is written
+    again)."""
     for rule in rules:
         days = (rule.get("Expiration") or {}).get("Days")
         same = (rule.get("Status") == "Enabled"
                 and (rule.get("NoncurrentVersionExpiration") or {}).get("NoncurrentDays") == days
                 and (rule.get("AbortIncompleteMultipartUpload") or {}).get("DaysAfterInitiation") == 7
-                and ((rule.get("Filter") or {}).get("Prefix") or rule.get("Prefix") or "") == "")
+                and ((rule.get("Filter") or {}).get("Prefix") or rule.get("Prefix") or "") == prefix)
         return days if same and days else -1
     return 0
 
@@ -644,6 +660,7 @@ def main(module_class=AnsibleModule):
         policy=dict(type="json"),
         versioning=dict(type="bool"),
         expire_days=dict(type="int"),
+        expire_prefix=dict(type="str", default=""),
         cors=dict(type="list", elements="dict", options=dict(
             allowed_origins=dict(type="list", elements="str", required=True),
             allowed_methods=dict(type="list", elements="str", required=True,

@@ -101,6 +101,9 @@ def job_from_cronjob(documents, name, set_id):
         name=name, namespace=cronjob["metadata"].get("namespace"), labels=labels,
         annotations={"cronjob.kubernetes.io/instantiate": "manual", "backup.fediverse.mastodon/set": set_id}),
         spec=template["spec"])
+    # no retry: a second attempt would write the same set's objects again, and the restore then
+    # refuses the set as written over
+    job["spec"]["backoffLimit"] = 0
     for container in job["spec"]["template"]["spec"]["containers"]:
         if container["name"] == "backup":
             container["env"] = list(container.get("env") or []) + [dict(name="BACKUP_SET_ID", value=set_id)]
@@ -135,10 +138,15 @@ def report(manifest, drill=None, media=None, replication=None):
     return lines
 
 
-def restore_names(v_db_name, set_id):
-    """(the new database a set is restored into, the name the old database is kept under)."""
-    stamp = set_id.lower()
-    return ("%s_restore_%s" % (v_db_name, stamp))[:63], ("%s_before_%s" % (v_db_name, stamp))[:63]
+DB_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def restore_names(db_name, set_id, stamp):
+    """(the new database a set is restored into, the name the old database is kept under). The
+    second carries the run's time (``stamp``, like 20261202112233), so a second restore never
+    meets the first one's copy."""
+    new_suffix, keep_suffix = "_restore_" + set_id.lower(), "_before_" + stamp
+    return db_name[:63 - len(new_suffix)] + new_suffix, db_name[:63 - len(keep_suffix)] + keep_suffix
 
 
 def restore_problems(manifest, deployed_version, local_domain, instance, database, confirm=None, allow_domain=None):
@@ -173,12 +181,18 @@ def needs_migration(manifest, deployed_version):
     return compare_versions(manifest["mastodon_version"], deployed_version) < 0
 
 
-def restore_plan(manifest, deployed_version, local_domain, instance, db_name, database, confirm=None, allow_domain=None):
+def restore_plan(manifest, deployed_version, local_domain, instance, db_name, database, confirm=None, allow_domain=None,
+                 stamp="00000000000000"):
     """Everything restore.yml decides before it changes anything: ``problems`` (stop when any),
     ``new_database`` and ``keep_as`` (see restore_names), ``migrate`` (the set is older than the
     deployed version, so the migrations run after the restore)."""
     problems = restore_problems(manifest, deployed_version, local_domain, instance, database, confirm, allow_domain)
-    new_database, keep_as = restore_names(db_name, manifest.get("id") or "")
+    new_database, keep_as = restore_names(db_name, manifest.get("id") or "", stamp)
+    if not DB_NAME_RE.match(db_name or ""):
+        problems.append("backup_db_name: %r cannot be restored by name swap (use lowercase letters, digits and '_')" % (db_name,))
+    if new_database in (database.get("others") or []):
+        problems.append("restore: the database %s is left from an unfinished restore of this set; drop it (DROP DATABASE "
+                        "%s), then run restore.yml again" % (new_database, new_database))
     migrate = not problems and needs_migration(manifest, deployed_version)
     # the mastodon role counts a version as migrated while these Jobs are there and complete
     slug = inputs.version_slug(deployed_version)

@@ -21,6 +21,7 @@ import uuid
 
 import pytest
 
+from audit import AuditWindow
 from s3_checks import denied
 from test_backup_script import fingerprint
 from test_site_interrupt import RUN_TIMEOUT, adopt, ansible_playbook, forget, leaks, run_env, site_snapshot, write_inventory
@@ -95,9 +96,9 @@ def test_site_sets_up_the_schedule_the_api_server_accepts(deployed):
     cronjob = batch.read_namespaced_cron_job(INSTANCE + "-backup", INSTANCE)
     assert cronjob.spec.schedule == "15 3 * * *" and cronjob.spec.concurrency_policy == "Forbid"
     pod = cronjob.spec.job_template.spec.template.spec
-    assert [c.name for c in pod.containers] == ["dump", "backup"]
+    assert [c.name for c in pod.containers] == ["backup", "dump"]
     assert pod.automount_service_account_token is False
-    env = dict((e.name, e) for e in pod.containers[1].env)
+    env = dict((e.name, e) for e in pod.containers[0].env)
     assert env["BACKUP_RECIPIENTS"].value == os.environ["LAB_BACKUP_RECIPIENT"]
     assert env["AWS_SECRET_ACCESS_KEY"].value_from.secret_key_ref.name == INSTANCE + "-backup-writer"
     assert env["PGPASSWORD"].value_from.secret_key_ref.name == INSTANCE + "-postgresql"
@@ -114,7 +115,8 @@ def test_the_target_is_versioned_kept_30_days_and_its_writer_may_only_add(deploy
     assert admin.get_bucket_versioning(Bucket=BUCKET)["Status"] == "Enabled"
     rules = admin.get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]
     assert [(r["ID"], r["Expiration"]["Days"], r["NoncurrentVersionExpiration"]["NoncurrentDays"]) for r in rules] == [
-        ("fediverse-mastodon-retention", 30, 30)]
+        ("fediverse-mastodon-retention-" + INSTANCE, 30, 30)]
+    assert rules[0]["Filter"]["Prefix"] == INSTANCE + "/", "the rule must expire only this instance's sets"
     secret = k8s.CoreV1Api().read_namespaced_secret(INSTANCE + "-backup-writer", INSTANCE).data
     writer = s3(base64.b64decode(secret["AWS_ACCESS_KEY_ID"]).decode(), base64.b64decode(secret["AWS_SECRET_ACCESS_KEY"]).decode())
     key = "%s/probe-%s" % (INSTANCE, uuid.uuid4().hex[:6])
@@ -180,8 +182,9 @@ def test_the_default_runner_runs_the_cronjobs_job(deployed):
     assert len(jobs) == 1
     job = jobs[0]
     set_id = job.metadata.annotations["backup.fediverse.mastodon/set"]
-    backup = job.spec.template.spec.containers[1]
+    backup = job.spec.template.spec.containers[0]
     assert dict((e.name, e.value) for e in backup.env)["BACKUP_SET_ID"] == set_id
+    assert job.spec.backoff_limit == 0
     assert "restore_backup: no complete set %s" % set_id in flat(out)
 
 
@@ -195,8 +198,15 @@ def key_secrets():
 
 
 def replicas():
-    apps = k8s.AppsV1Api()
-    return dict((d.metadata.name, d.spec.replicas) for d in apps.list_namespaced_deployment(INSTANCE).items)
+    """Each Deployment's replicas and each CronJob's suspend, and which objects carry a restore
+    annotation (none must, outside a restore)."""
+    apps, batch = k8s.AppsV1Api(), k8s.BatchV1Api()
+    state = dict((d.metadata.name, d.spec.replicas) for d in apps.list_namespaced_deployment(INSTANCE).items)
+    state.update((c.metadata.name, c.spec.suspend) for c in batch.list_namespaced_cron_job(INSTANCE).items)
+    state["annotated"] = sorted(o.metadata.name for o in apps.list_namespaced_deployment(INSTANCE).items
+                                + batch.list_namespaced_cron_job(INSTANCE).items
+                                if any(k.startswith("restore.fediverse.mastodon/") for k in (o.metadata.annotations or {})))
+    return state
 
 
 def sql(statement, params=None):
@@ -216,8 +226,10 @@ def databases():
 def test_restore_onto_existing_data_without_confirmation_changes_nothing(backed_up, deployed):
     set_id = backed_up[0]
     before = (fingerprint(DATABASE), key_secrets(), replicas(), databases())
-    rc, out = run(deployed, *(RESTORE + ("-e", "restore_backup=" + set_id)))
+    with AuditWindow() as window:
+        rc, out = run(deployed, *(RESTORE + ("-e", "restore_backup=" + set_id)))
     assert rc != 0, out[-4000:]
+    assert window.writes([INSTANCE]) == []
     assert "restore_confirm: the database %s of instance %s holds" % (DATABASE, INSTANCE) in flat(out), out[-4000:]
     assert "-e restore_confirm=%s" % INSTANCE in flat(out)
     assert (fingerprint(DATABASE), key_secrets(), replicas(), databases()) == before
@@ -238,12 +250,17 @@ def test_check_mode_backs_up_and_restores_nothing(backed_up, deployed):
 def test_restore_brings_back_the_data_and_the_keys_identically(backed_up, deployed):
     set_id, dummy, made_from = backed_up
     keys, running = key_secrets(), replicas()
-    assert running[INSTANCE + "-web"] >= 1
+    assert running[INSTANCE + "-web"] >= 1 and any(n.startswith(INSTANCE + "-sidekiq-") for n in running), running
     # destroy the database and the keys
     sql('DROP DATABASE "%s" WITH (FORCE)' % DATABASE)
     k8s.CoreV1Api().delete_namespaced_secret(INSTANCE + "-mastodon-secrets", INSTANCE)
-    rc, out = run(deployed, *(RESTORE + ("-e", "restore_backup=latest", "-vvv")))
+    with AuditWindow() as window:
+        rc, out = run(deployed, *(RESTORE + ("-e", "restore_backup=latest", "-vvv")))
     assert rc == 0, out[-8000:]
+    # every Deployment (each sidekiq worker too) and CronJob of the instance was stopped, then started
+    paused = [w for w in window.writes([INSTANCE]) if w.startswith("patch ") and "fieldManager=fediverse-mastodon-restore" in w]
+    for name in (n for n in running if n != "annotated"):
+        assert len([w for w in paused if "/%s?" % name in w]) == 2, (name, paused)
     assert "Restored set %s" % set_id in flat(out) and "There was no database before the restore" in flat(out)
     assert fingerprint(DATABASE) == made_from
     assert key_secrets() == keys
@@ -262,8 +279,10 @@ def test_restore_refuses_a_corrupted_set_before_any_change(backed_up, deployed):
     admin.put_object(Bucket=BUCKET, Key=key, Body=bytes(data))
     admin.delete_object(Bucket=BUCKET, Key=key, VersionId=original)
     before = (fingerprint(DATABASE), key_secrets(), replicas(), databases())
-    rc, out = run(deployed, *(RESTORE + ("-e", "restore_backup=" + set_id, "-e", "restore_confirm=" + INSTANCE)))
+    with AuditWindow() as window:
+        rc, out = run(deployed, *(RESTORE + ("-e", "restore_backup=" + set_id, "-e", "restore_confirm=" + INSTANCE)))
     assert rc != 0 and "db.dump.age of set %s is corrupt" % set_id in flat(out), out[-4000:]
+    assert window.writes([INSTANCE]) == []
     assert (fingerprint(DATABASE), key_secrets(), replicas(), databases()) == before
 
 
@@ -328,7 +347,8 @@ def test_an_older_set_is_migrated_through_the_normal_jobs(deployed):
     after = dict((n, batch.read_namespaced_job(n, INSTANCE)) for n in names)
     assert all(after[n].metadata.uid != before[n] and after[n].status.succeeded for n in names), "the migrations did not run again"
     assert fingerprint(DATABASE) == made_from
-    kept = "%s_before_%s" % (DATABASE, set_id.lower())
-    assert databases() == [DATABASE, kept], "the database before the restore must be kept"
+    kept = [d for d in databases() if d.startswith(DATABASE + "_before_")]
+    assert databases() == [DATABASE] + kept and len(kept) == 1, "the database before the restore must be kept"
+    kept = kept[0]
     assert "kept as %s" % kept in flat(out)
     sql('DROP DATABASE "%s"' % kept)

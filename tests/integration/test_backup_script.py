@@ -351,6 +351,7 @@ def test_the_media_mirror_copies_everything_once_then_only_what_changed(world):
     source, target = "it-media-" + tag, "it-media-copy-" + tag
     for name in (source, target):
         client.create_bucket(Bucket=name)
+    client.put_bucket_versioning(Bucket=target, VersioningConfiguration={"Status": "Enabled"})  # as the role makes it
     objects = dict(("media_attachments/files/%03d/original/%s.png" % (i, uuid.uuid4().hex), os.urandom(1000 + i))
                    for i in range(12))
     for key, body in objects.items():
@@ -376,6 +377,9 @@ def test_the_media_mirror_copies_everything_once_then_only_what_changed(world):
         assert client.get_object(Bucket=target, Key=changed)["Body"].read() == b"changed"
         # what Mastodon removed stays in the copy
         assert client.get_object(Bucket=target, Key=sorted(objects)[0])["Body"].read() == objects[sorted(objects)[0]]
+        # the index keeps one version, not one a save
+        index = client.list_object_versions(Bucket=target, Prefix=".fediverse-mastodon-mirror.json")["Versions"]
+        assert len(index) == 1
     finally:
         for name in (source, target):
             remove_bucket(client, name)

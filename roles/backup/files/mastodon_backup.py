@@ -626,8 +626,9 @@ def database_state(name):
         row = cursor.fetchone()
     finally:
         admin.close()
+    others = _databases_like(name + "_")
     if not row:
-        return dict(database=name, exists=False, tables=0, owner=None)
+        return dict(database=name, exists=False, tables=0, owner=None, others=others)
     conn = _connect(name)
     try:
         cursor = conn.cursor()
@@ -637,7 +638,18 @@ def database_state(name):
         tables = cursor.fetchone()[0]
     finally:
         conn.close()
-    return dict(database=name, exists=True, tables=tables, owner=row[0])
+    return dict(database=name, exists=True, tables=tables, owner=row[0], others=others)
+
+
+def _databases_like(prefix):
+    """The databases whose names start with ``prefix`` (earlier restores' copies and leftovers)."""
+    admin = _connect("postgres")
+    try:
+        cursor = admin.cursor()
+        cursor.execute("SELECT datname FROM pg_database WHERE left(datname, %s) = %s ORDER BY 1", (len(prefix), prefix))
+        return [row[0] for row in cursor.fetchall()]
+    finally:
+        admin.close()
 
 
 def swap_db(new, target, owner, keep_as):
@@ -690,8 +702,11 @@ def prune(settings, days, keep, store=None, now=None):
     store = store or Store(settings)
     now = now or datetime.datetime.now(datetime.timezone.utc)
     horizon = (now - datetime.timedelta(days=days)).strftime("%Y%m%dT%H%M%SZ")
+    future = (now + datetime.timedelta(hours=1)).strftime("%Y%m%dT%H%M%SZ")
     complete = store.set_ids()
-    protected = set(complete[-keep:])
+    # sets dated in the future (a wrong clock, or a writer that wants real sets pruned) never
+    # count among the newest ones that are kept
+    protected = set([i for i in complete if i <= future][-keep:])
     base = settings.key("") + "/" if settings.prefix else ""
     versions, dummy = store.versions(base)
     doomed = {}
@@ -742,8 +757,15 @@ def mirror_media(settings, store=None, media=None):
     counts = dict(objects=0, copied=0, copied_bytes=0, unchanged=0)
 
     def save():
-        store.client.put_object(Bucket=target_bucket, Key=MEDIA_INDEX, ContentType="application/json",
-                                Body=json.dumps(dict(source=source_bucket, updated=_now(), objects=index)).encode())
+        written = store.client.put_object(Bucket=target_bucket, Key=MEDIA_INDEX, ContentType="application/json",
+                                          Body=json.dumps(dict(source=source_bucket, updated=_now(), objects=index)).encode())
+        # on a versioned bucket, drop the index's older versions, so they do not pile up
+        if written.get("VersionId") in (None, "", "null"):
+            return
+        listing = store.client.list_object_versions(Bucket=target_bucket, Prefix=MEDIA_INDEX)
+        for item in listing.get("Versions") or []:
+            if item["Key"] == MEDIA_INDEX and item["VersionId"] != written.get("VersionId"):
+                store.client.delete_object(Bucket=target_bucket, Key=MEDIA_INDEX, VersionId=item["VersionId"])
 
     for page in media.get_paginator("list_objects_v2").paginate(Bucket=source_bucket):
         for item in page.get("Contents") or []:
@@ -758,7 +780,7 @@ def mirror_media(settings, store=None, media=None):
             index[key] = etag
             counts["copied"] += 1
             counts["copied_bytes"] += item["Size"]
-            if counts["copied"] % 500 == 0:
+            if counts["copied"] % 2000 == 0:
                 save()  # an interrupted mirror resumes from here
     save()
     return dict(counts, source=source_bucket, target=target_bucket, started=started, finished=_now())

@@ -7,7 +7,7 @@ tests/integration/test_backup_playbooks.py."""
 
 from types import SimpleNamespace
 
-from ansible_collections.fediverse.mastodon.plugins.modules.mastodon_pause import ANNOTATION, plan
+from ansible_collections.fediverse.mastodon.plugins.modules.mastodon_pause import ANNOTATION, SUSPEND_ANNOTATION, cronjob_plan, plan
 
 
 def deployment(replicas, annotations=None):
@@ -32,3 +32,18 @@ def test_starting_gives_the_replicas_back_and_removes_the_annotation():
 
 def test_a_missing_deployment_is_skipped():
     assert plan(None, "stopped") == (None, "absent") and plan(None, "started") == (None, "absent")
+
+
+def cronjob(suspend, annotations=None):
+    return SimpleNamespace(metadata=SimpleNamespace(annotations=annotations), spec=SimpleNamespace(suspend=suspend))
+
+
+def test_cronjobs_are_suspended_and_given_back_what_they_had():
+    assert cronjob_plan(cronjob(False), "stopped") == (
+        {"metadata": {"annotations": {SUSPEND_ANNOTATION: "false"}}, "spec": {"suspend": True}}, "stopped")
+    assert cronjob_plan(cronjob(True, {SUSPEND_ANNOTATION: "false"}), "stopped") == (None, "unchanged")
+    assert cronjob_plan(cronjob(True, {SUSPEND_ANNOTATION: "false"}), "started") == (
+        {"metadata": {"annotations": {SUSPEND_ANNOTATION: None}}, "spec": {"suspend": False}}, "started")
+    # one the operator had suspended stays suspended
+    assert cronjob_plan(cronjob(True), "stopped")[0]["metadata"]["annotations"][SUSPEND_ANNOTATION] == "true"
+    assert cronjob_plan(cronjob(True, {SUSPEND_ANNOTATION: "true"}), "started")[0]["spec"] == {"suspend": True}

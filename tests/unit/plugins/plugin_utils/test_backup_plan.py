@@ -72,7 +72,7 @@ def test_the_job_is_the_cronjobs_template_making_the_named_set():
     job = backup_plan.job_from_cronjob([dict(kind="ConfigMap"), CRONJOB], "social-backup-now", "20261202T031500Z")
     assert job["kind"] == "Job" and job["metadata"]["name"] == "social-backup-now"
     assert job["metadata"]["namespace"] == "social" and job["metadata"]["labels"] == {"app.kubernetes.io/name": "backup"}
-    assert job["spec"]["backoffLimit"] == 1
+    assert job["spec"]["backoffLimit"] == 0, "a retry would write the same set twice"
     dump, backup = job["spec"]["template"]["spec"]["containers"]
     assert dump["env"] == [dict(name="A", value="1")]
     assert backup["env"] == [dict(name="B", value="2"), dict(name="BACKUP_SET_ID", value="20261202T031500Z")]
@@ -101,16 +101,16 @@ EMPTY = dict(database="social_production", exists=True, tables=0)
 FULL = dict(database="social_production", exists=True, tables=120)
 
 
-def plan(manifest=None, deployed="v4.6.3", database=None, **kwargs):
+def plan(manifest=None, deployed="v4.6.3", database=None, db_name="social_production", **kwargs):
     return backup_plan.restore_plan(dict(MANIFEST, **(manifest or {})), deployed, "social.example.org", "social",
-                                    "social_production", database or EMPTY, **kwargs)
+                                    db_name, database or EMPTY, stamp="20261202112233", **kwargs)
 
 
 def test_a_restore_into_an_empty_database_of_the_same_version_may_go_ahead():
     result = plan()
     assert result["problems"] == [] and result["migrate"] is False and result["migration_jobs"] == []
     assert result["new_database"] == "social_production_restore_20261202t031500z"
-    assert result["keep_as"] == "social_production_before_20261202t031500z"
+    assert result["keep_as"] == "social_production_before_20261202112233"
 
 
 def test_an_older_set_is_migrated_by_forgetting_the_deployed_versions_jobs():
@@ -146,3 +146,16 @@ def test_the_report_gives_the_drills_result():
     assert backup_plan.report(manifest, dict(ok=False, tables=1, differences={"t": dict(expected=1, restored=0)}))[-1] == (
         "Drill: FAILED, the row counts differ: t (expected 1, restored 0)")
     assert len(backup_plan.report(manifest)) == 2
+
+
+def test_a_leftover_restore_or_an_unswappable_name_stops_before_any_change():
+    leftover = dict(EMPTY, others=["social_production_restore_20261202t031500z"])
+    found = plan(database=leftover)["problems"]
+    assert len(found) == 1 and "DROP DATABASE social_production_restore_20261202t031500z" in found[0]
+    assert plan(db_name="Social-DB")["problems"][0].startswith("backup_db_name:")
+
+
+def test_long_database_names_are_cut_to_postgresqls_63_characters():
+    result = plan(db_name="d" * 60)
+    assert len(result["new_database"]) == 63 and result["new_database"].endswith("_restore_20261202t031500z")
+    assert len(result["keep_as"]) == 63 and result["keep_as"].endswith("_before_20261202112233")
