@@ -45,7 +45,8 @@ OPTIONS = ("preflight_instance", "preflight_namespace", "preflight_kubeconfig", 
            "preflight_namespace_may_be_created", "preflight_validate_roles", "preflight_check_endpoints",
            "preflight_endpoint_timeout", "preflight_fail_on_problem", "preflight_postgresql_admin_password",
            "preflight_redis_username", "preflight_redis_password", "preflight_s3_access_key", "preflight_s3_secret_key",
-           "preflight_s3_bucket", "preflight_s3_create_bucket", "preflight_smtp_ca_cert")
+           "preflight_s3_bucket", "preflight_s3_create_bucket", "preflight_smtp_ca_cert",
+           "preflight_search_ca_cert")
 RECORD_VARIABLES = dict(version="mastodon_version", local_domain="mastodon_local_domain",
                         db_host="postgresql_mode / postgresql_external_host", db_name="mastodon_db_name",
                         db_user="mastodon_db_user", s3_bucket="mastodon_s3_bucket",

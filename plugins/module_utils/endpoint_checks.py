@@ -55,7 +55,7 @@ except ImportError:  # pragma: no cover - reported by check_redis
     redis_lib = redis_backoff = redis_exc = redis_retry = None
     HAS_REDIS = False
 
-SECTIONS = ("postgresql", "redis", "smtp", "s3")
+SECTIONS = ("postgresql", "redis", "smtp", "s3", "search")
 REDACTED = "********"
 SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 SMTP_SECURITY = ["starttls", "tls", "none", "auto"]
@@ -160,6 +160,7 @@ SECRET_REFS = {
     "redis": (("password_secret", "password"),),
     "s3": (("access_key_secret", "access_key"), ("secret_key_secret", "secret_key")),
     "smtp": (("login_secret", "user"), ("password_secret", "password")),
+    "search": (("password_secret", "password"),),
 }
 """section -> ((reference option, the plain option it fills), ...)."""
 
@@ -625,4 +626,51 @@ def check_s3(params, check_mode=False, may_create=True):
     result["created"] = True
     result["bucket_exists"] = True
     result["ok"] = True
+    return result, []
+
+
+# ---- OpenSearch / Elasticsearch ---------------------------------------------------------------
+
+def check_search(params):
+    """``GET /`` with basic authentication: the server answers with its name and version."""
+    import base64
+    import json
+    from ansible.module_utils.six.moves.urllib import error as urllib_error
+    from ansible.module_utils.six.moves.urllib import request as urllib_request
+
+    name = variable_names("search", params)
+    secrets = section_secrets(params, "password")
+    url = "%s://%s:%s" % (params.get("scheme") or "https", params["host"], params.get("port") or 9200)
+    result = dict(ok=False, url=url, distribution=None, server_version=None)
+    headers = {"Accept": "application/json"}
+    if params.get("user"):
+        token = base64.b64encode(("%s:%s" % (params["user"], params.get("password") or "")).encode("utf-8")).decode("ascii")
+        headers["Authorization"] = "Basic " + token
+    handlers = []
+    if url.startswith("https:"):
+        context = tls_context(params.get("validate_certs", True), params.get("ca_cert"))
+        handlers.append(urllib_request.HTTPSHandler(context=context))
+    opener = urllib_request.build_opener(*handlers)
+    try:
+        response = opener.open(urllib_request.Request(url + "/", headers=headers), timeout=params.get("timeout") or 10)
+        body = json.loads(to_text(response.read()) or "{}")
+    except urllib_error.HTTPError as exc:
+        if exc.code == 401:
+            who = params.get("user")
+            if not who:
+                return result, ["%s: %s asks for a login; set the user and its password" % (name("user"), url)]
+            return result, ["%s: %s refused the login of user %s (HTTP 401); check %s too" % (
+                name("password"), url, who, name("user"))]
+        if exc.code == 403:
+            return result, ["%s: %s let user %s in but refused GET / (HTTP 403); give it the cluster_monitor permission" % (
+                name("user"), url, params.get("user"))]
+        return result, [scrub("%s: %s answered HTTP %s to GET /" % (name("host"), url, exc.code), secrets)]
+    except ValueError:
+        return result, ["%s: %s did not answer GET / with JSON; is it a search server?" % (name("host"), url)]
+    except (urllib_error.URLError, socket.error, ssl.SSLError) as exc:
+        reason = exc.reason if isinstance(getattr(exc, "reason", None), Exception) else exc
+        return result, [scrub(network_problem(reason, name, "the search server", params["host"], params.get("port"),
+                                              tls_option="scheme"), secrets)]
+    version = body.get("version") or {}
+    result.update(ok=True, distribution=version.get("distribution") or "elasticsearch", server_version=version.get("number"))
     return result, []

@@ -211,13 +211,15 @@ def _pause(attempt):
 
 
 def ensure_secret_keys(api_client, namespace, name, wanted, labels=None, check_mode=False, rotate=(),
-                       max_attempts=DEFAULT_MAX_ATTEMPTS):
+                       max_attempts=DEFAULT_MAX_ATTEMPTS, groups=()):
     """Make sure every key of ``wanted`` exists in the Secret; generate only the missing ones.
 
     ``wanted`` maps each key to a callable without arguments that returns a new ``str`` value.
     Keys listed in ``rotate`` are regenerated even when present. Keys in the Secret that are
-    not in ``wanted`` are left alone. Returns the dict of ``apply_secret`` plus ``generated``,
-    ``rotated`` and ``kept`` (sorted lists of key names).
+    not in ``wanted`` are left alone. ``groups`` lists sets of keys that belong together (a
+    certificate, its key and its CA): when one of them is missing, all are generated anew.
+    Returns the dict of ``apply_secret`` plus ``generated``, ``rotated`` and ``kept`` (sorted
+    lists of key names).
     """
     unknown = sorted(set(rotate) - set(wanted))
     if unknown:
@@ -226,8 +228,12 @@ def ensure_secret_keys(api_client, namespace, name, wanted, labels=None, check_m
     def plan(current):
         updates = {}
         generated, rotated, kept = [], [], []
+        incomplete = set()
+        for group in groups:
+            if any(key not in current for key in group):
+                incomplete.update(group)
         for key in sorted(wanted):
-            if key not in current:
+            if key not in current or key in incomplete:
                 updates[key] = wanted[key]()
                 generated.append(key)
             elif key in rotate:
@@ -312,3 +318,24 @@ def build_generators(keys):
             continue
         generators[key] = functools.partial(secret_formats.generate, fmt, length)
     return generators, problems
+
+
+def build_tls_generators(spec):
+    """Generators for ``ca.crt``, ``tls.crt`` and ``tls.key`` that share one new bundle
+    (secret_formats.generate_tls_bundle), made only when a key is asked for; returns
+    (generators, group, problems)."""
+    spec = dict(spec or {})
+    extra = sorted(set(spec) - set(["common_name", "organization", "dns_names", "days"]))
+    if extra:
+        return {}, (), ["tls: unknown option(s) %s (use common_name, organization, dns_names, days)" % ", ".join(extra)]
+    bundle = {}
+
+    def value(key):
+        if not bundle:
+            bundle.update(secret_formats.generate_tls_bundle(
+                spec.get("common_name"), spec.get("organization"), spec.get("dns_names") or (), int(spec.get("days") or 3650)))
+        return bundle[key]
+    if not spec.get("common_name") or not isinstance(spec.get("common_name"), str):
+        return {}, (), ["tls.common_name must be a non-empty string"]
+    generators = dict((key, functools.partial(value, key)) for key in secret_formats.TLS_KEYS)
+    return generators, secret_formats.TLS_KEYS, []

@@ -29,8 +29,10 @@ import string
 from ansible_collections.fediverse.mastodon.plugins.module_utils import instance_record
 
 try:
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.hazmat.primitives import serialization
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.hazmat.primitives import hashes, serialization
     HAS_CRYPTOGRAPHY = True
     CRYPTOGRAPHY_IMPORT_ERROR = None
 except ImportError as exc:  # pragma: no cover - reported through missing_required_lib
@@ -197,6 +199,66 @@ def check_vapid_pair(private_key, public_key):
     if vapid_public_key(private_key) != public_key:
         return "VAPID_PUBLIC_KEY does not belong to VAPID_PRIVATE_KEY (the pair does not match)"
     return None
+
+
+# --- a private CA and one certificate it signed ---------------------------------------------
+
+TLS_KEYS = ("ca.crt", "tls.crt", "tls.key")
+
+
+def _name(common_name, organization):
+    parts = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization)] if organization else []
+    return x509.Name(parts + [x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def generate_tls_bundle(common_name, organization=None, dns_names=(), days=3650, now=None):
+    """A new private CA and one certificate it signed, as PEM text: ``{ca.crt, tls.crt, tls.key}``
+    (the key names of a kubernetes.io/tls Secret with its CA, as cert-manager writes them).
+
+    The certificate's subject is ``O=<organization>, CN=<common_name>`` (OpenSearch's
+    ``nodes_dn`` reads ``CN=...,O=...``), valid for ``days`` for server and client use, with
+    ``dns_names`` as subjectAltName. The keys are RSA 2048, the leaf's in PKCS#8 (what Java
+    servers read). The CA's key is not kept: nothing else can be signed with it later.
+    """
+    import datetime
+    if not common_name or not isinstance(common_name, str):
+        raise SecretFormatError("tls.common_name must be a non-empty string")
+    if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 36500:
+        raise SecretFormatError("tls.days must be an integer between 1 and 36500")
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    start, end = now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=days)
+    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ca_name = _name(common_name + " CA", organization)
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(start).not_valid_after(end)
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
+                                       key_encipherment=False, data_encipherment=False, key_agreement=False,
+                                       encipher_only=False, decipher_only=False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    builder = (x509.CertificateBuilder().subject_name(_name(common_name, organization)).issuer_name(ca_name)
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(start).not_valid_after(end)
+               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+               .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=True, key_cert_sign=False, crl_sign=False,
+                                            content_commitment=False, data_encipherment=False, key_agreement=False,
+                                            encipher_only=False, decipher_only=False), critical=True)
+               .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+                              critical=False)
+               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False))
+    names = [x509.DNSName(n) for n in dns_names or ()]
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    cert = builder.sign(ca_key, hashes.SHA256())
+    pem = serialization.Encoding.PEM
+    return {
+        "ca.crt": ca.public_bytes(pem).decode("ascii"),
+        "tls.crt": cert.public_bytes(pem).decode("ascii"),
+        "tls.key": key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode("ascii"),
+    }
 
 
 # --- Mastodon's own secrets ----------------------------------------------------------------

@@ -376,6 +376,65 @@ options:
             description: Option name -> variable name for the messages, as for O(checks.postgresql.variables).
             type: dict
             default: {}
+      search:
+        description:
+          - Log in to an OpenSearch or Elasticsearch server over HTTP(S) with basic authentication
+            (C(GET /)) and read its version. Only reads.
+        type: dict
+        suboptions:
+          host:
+            description: Host name or address of the server.
+            type: str
+            required: true
+          port:
+            description: Port of the server.
+            type: int
+            default: 9200
+          scheme:
+            description: V(https) or V(http).
+            type: str
+            default: https
+            choices: [http, https]
+          user:
+            description: User to log in as. Null sends no credentials.
+            type: str
+          password:
+            description: Password of O(checks.search.user). Never logged.
+            type: str
+          password_secret:
+            description:
+              - The password, read from a Kubernetes Secret by the module itself instead of O(checks.search.password).
+              - A Secret or key that cannot be read is a problem that names the variable of
+                O(checks.search.password), the Secret and the key, and the search check is skipped.
+              - Mutually exclusive with O(checks.search.password).
+            type: dict
+            suboptions:
+              name:
+                description: Name of the Secret.
+                type: str
+                required: true
+              key:
+                description: Key of the Secret's data that holds the value.
+                type: str
+                required: true
+              namespace:
+                description: Namespace of the Secret. Defaults to O(namespace).
+                type: str
+          validate_certs:
+            description: Verify the server certificate (https).
+            type: bool
+            default: true
+          ca_cert:
+            description: CA file to verify the server certificate with.
+            type: path
+          timeout:
+            description: Seconds to wait for the answer.
+            type: int
+            default: 10
+          variables:
+            description: Option name -> variable name for the messages, as for O(checks.postgresql.variables).
+            type: dict
+            default: {}
   namespace:
     description:
       - Namespace of the Secrets that the C(*_secret) references name without their own
@@ -507,6 +566,13 @@ services:
       returned: when checked
       type: dict
       sample: {ok: true, host: smtp.example.org, port: 587, security: starttls, tls: true, auth: true, banner: "smtp.example.org"}
+    search:
+      description:
+        - C(ok), C(url), C(distribution) (opensearch or elasticsearch), C(server_version).
+        - Only C(ok=false) and C(skipped=true) when a Secret reference could not be read.
+      returned: when checked
+      type: dict
+      sample: {ok: true, url: "https://search.example.org:9200", distribution: opensearch, server_version: "2.19.4"}
 '''
 
 import threading
@@ -589,6 +655,18 @@ ARGUMENT_SPEC = dict(
             timeout=dict(type="int", default=10),
             variables=dict(type="dict", default={}),
         ), mutually_exclusive=[["user", "login_secret"], ["password", "password_secret"]]),
+        search=_section(dict(
+            host=dict(type="str", required=True),
+            port=dict(type="int", default=9200),
+            scheme=dict(type="str", default="https", choices=["http", "https"]),
+            user=dict(type="str"),
+            password=dict(type="str", no_log=True),
+            password_secret=_ref(),
+            validate_certs=dict(type="bool", default=True),
+            ca_cert=dict(type="path"),
+            timeout=dict(type="int", default=10),
+            variables=dict(type="dict", default={}),
+        ), mutually_exclusive=[["password", "password_secret"]]),
     )),
     namespace=dict(type="str"),
     allow_changes=dict(type="bool", default=True),
@@ -603,6 +681,7 @@ def default_runners(check_mode):
         postgresql=ec.check_postgresql,
         redis=ec.check_redis,
         smtp=ec.check_smtp,
+        search=ec.check_search,
         s3=lambda p: ec.check_s3(p, check_mode=check_mode, may_create=False),
         s3_create=lambda p: ec.check_s3(p, check_mode=check_mode, may_create=True),
     )

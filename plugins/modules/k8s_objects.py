@@ -91,7 +91,16 @@ options:
         description:
           - Each key to generate, with C(format) and C(length) as in M(fediverse.mastodon.generated_secret).
         type: dict
-        required: true
+        default: {}
+      tls:
+        description:
+          - Also generate a private CA and one certificate it signed, as the keys C(ca.crt),
+            C(tls.crt) and C(tls.key) (PEM; RSA 2048, the key in PKCS#8). The three are made
+            together, once; when one of them is missing, all three are made anew. The CA's key
+            is not kept.
+          - "C(common_name) (required) and C(organization) make the certificate's subject;
+            C(dns_names) (list) its subjectAltName; C(days) (default 3650) its validity."
+        type: dict
       labels:
         description: Labels of the Secret.
         type: dict
@@ -263,7 +272,8 @@ def main(module_class=AnsibleModule):
         force_apply=dict(type="bool", default=False),
         generated_secrets=dict(type="list", elements="dict", default=[], no_log=False, options=dict(
             name=dict(type="str", required=True),
-            keys=dict(type="dict", required=True, no_log=False),
+            keys=dict(type="dict", default={}, no_log=False),
+            tls=dict(type="dict"),
             labels=dict(type="dict", default={}),
         )),
         wait=dict(type="bool", default=False),
@@ -329,12 +339,18 @@ def main(module_class=AnsibleModule):
     generated = []
     for entry in module.params["generated_secrets"]:
         generators, problems = k8s_secret.build_generators(entry["keys"])
+        groups = ()
+        if entry.get("tls") is not None:
+            tls_generators, group, tls_problems = k8s_secret.build_tls_generators(entry["tls"])
+            generators.update(tls_generators)
+            problems.extend(tls_problems)
+            groups = (group,) if group else ()
         if problems or not generators:
             module.fail_json(msg="generated_secrets %s: %s" % (entry["name"], "; ".join(problems) or "name at least one key"),
                              objects=objects)
         try:
             report = k8s_secret.ensure_secret_keys(rest.api, module.params["namespace"], entry["name"], generators,
-                                                   labels=entry["labels"], check_mode=module.check_mode)
+                                                   labels=entry["labels"], check_mode=module.check_mode, groups=groups)
         except k8s_secret.SecretStoreError as exc:
             module.fail_json(msg=str(exc), objects=objects)
         generated.append(dict(name=entry["name"], generated=report["generated"], kept=report["kept"]))

@@ -74,6 +74,8 @@ def services_to_check(v):
         s3=(inputs.as_bool(v.get("mastodon_s3_enabled", True)) and _mode(v, "minio") == "external"
             and bool(v.get("minio_external_endpoint"))),
         smtp=bool(v.get("mastodon_smtp_server")) and (v.get("mastodon_smtp_delivery_method") or "smtp") == "smtp",
+        search=(inputs.as_bool(v.get("elasticsearch_enabled", True)) and _mode(v, "elasticsearch") == "external"
+                and bool(v.get("elasticsearch_external_host"))),
     )
 
 
@@ -182,6 +184,23 @@ def _smtp(v, opts, timeout):
     return check
 
 
+def _search(v, opts, namespace, timeout):
+    check = dict(
+        host=v.get("elasticsearch_external_host"), port=_int(v.get("elasticsearch_external_port"), 9200),
+        scheme=v.get("elasticsearch_external_scheme") or "https", ca_cert=opts.get("preflight_search_ca_cert"), timeout=timeout,
+        variables=dict(host="elasticsearch_external_host", port="elasticsearch_external_port", scheme="elasticsearch_external_scheme",
+                       user="elasticsearch_external_user", password="elasticsearch_external_password_secret",
+                       ca_cert="preflight_search_ca_cert", validate_certs="preflight_search_ca_cert"))
+    secret = v.get("elasticsearch_external_password_secret") or None
+    if v.get("elasticsearch_external_user"):
+        check["user"] = v["elasticsearch_external_user"]
+    if secret:
+        check["password_secret"] = dict(name=secret.get("name"), key=secret.get("key"))
+        check["variables"]["password"] = _in_secret("elasticsearch_external_password_secret", namespace,
+                                                    secret.get("name"), secret.get("key"))
+    return check
+
+
 def endpoint_checks(v, opts, min_versions):
     """The ``checks`` option of endpoint_check: one section per external service (None when the
     service is in-cluster or not set). ``min_versions`` = (PostgreSQL, Redis) minimums."""
@@ -193,6 +212,7 @@ def endpoint_checks(v, opts, min_versions):
         redis=_redis(v, opts, namespace, min_versions[1], timeout) if services["redis"] else None,
         s3=_s3(v, opts, namespace, instance, timeout) if services["s3"] else None,
         smtp=_smtp(v, opts, timeout) if services["smtp"] else None,
+        search=_search(v, opts, namespace, timeout) if services["search"] else None,
     )
 
 

@@ -20,6 +20,11 @@ apply_secret() {
 }
 apply_secret "$instance-postgresql" --from-literal=postgres-password="$LAB_PG_PASSWORD"
 apply_secret "$instance-minio" --from-literal=root-user="$LAB_S3_ACCESS_KEY" --from-literal=root-password="$LAB_S3_SECRET_KEY"
+# The search server's admin password (the role keeps mastodon-password, which it generates).
+if [ -n "${LAB_OPENSEARCH_ADMIN_SECRET:-}" ]; then
+  "$kubectl" -n "$namespace" get secret "$instance-elasticsearch" >/dev/null 2>&1 ||
+    apply_secret "$instance-elasticsearch" --from-literal=admin-password="$LAB_OPENSEARCH_ADMIN_SECRET"
+fi
 
 # The postgres image's superuser is `postgres`; the lab cluster's is `lab`: give the lab a
 # `postgres` superuser with the same password.
@@ -29,4 +34,4 @@ SELECT format('CREATE ROLE postgres SUPERUSER LOGIN PASSWORD %L', :'pw')
  WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'postgres') \gexec
 SELECT format('ALTER ROLE postgres SUPERUSER LOGIN PASSWORD %L', :'pw') \gexec
 SQL
-echo "adopt-instance: $namespace/$instance uses the lab's PostgreSQL and S3 admin credentials"
+echo "adopt-instance: $namespace/$instance uses the lab's PostgreSQL, S3 and OpenSearch admin credentials"

@@ -14,7 +14,7 @@ export KWOK_WORKDIR="$LAB_STATE/kwok"
 CLUSTER_DIR="$KWOK_WORKDIR/clusters/$CLUSTER"
 LAB_KUBECONFIG_PATH="$CLUSTER_DIR/kubeconfig.yaml"
 AUDIT_LOG="$LAB_STATE/audit.log"
-PV_POOL_SIZE="${LAB_PV_POOL_SIZE:-20}"
+PV_POOL_SIZE="${LAB_PV_POOL_SIZE:-32}"
 PV_DIR="$LAB_STATE/pv"
 RECYCLER_PID="$KUBE_DIR/pv-recycler.pid"
 # Fixed loopback ports, all below the Linux ephemeral range (32768+).
@@ -52,7 +52,8 @@ EOF
 # (which carries kwok's default node and pod stages).
 #
 # Port-forwards to simulated pods reach the lab's real services on loopback:
-# any pod's 5432 -> PostgreSQL, 6379 -> Redis, 9000/7480 -> the S3 server (Ceph RGW).
+# any pod's 5432 -> PostgreSQL, 6379 -> Redis, 9000/7480 -> the S3 server (Ceph RGW),
+# 9200 -> OpenSearch.
 apiVersion: kwok.x-k8s.io/v1alpha1
 kind: ClusterPortForward
 metadata:
@@ -65,6 +66,8 @@ spec:
     target: {address: $LAB_HOST, port: $LAB_REDIS_PORT}
   - ports: [9000, 7480]
     target: {address: $LAB_HOST, port: $LAB_S3_PORT}
+  - ports: [9200]
+    target: {address: $LAB_HOST, port: $LAB_OPENSEARCH_PORT}
 ---
 # kubectl logs on a simulated pod returns one honest line instead of an error.
 apiVersion: kwok.x-k8s.io/v1alpha1

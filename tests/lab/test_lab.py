@@ -10,6 +10,7 @@ create lives in a throw-away namespace that is deleted at the end.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import json
 import os
@@ -228,7 +229,7 @@ def service_pod(kube):
     if not _is_kwok_lab():
         pytest.skip("port-forward to the lab services needs the lab's kwok cluster")
     kube.apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "services", "labels": _labels("services")},
-                "spec": _pod_template("services", [5432, 6379, 9000])["spec"]})
+                "spec": _pod_template("services", [5432, 6379, 9000, 9200])["spec"]})
     kube.apply({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "postgresql"},
                 "spec": {"selector": _labels("services"), "ports": [{"port": 5432, "targetPort": 5432}]}})
     kube.wait_for("pod services Ready", lambda: _condition(kube.get("pod", "services"), "Ready") == "True")
@@ -286,6 +287,44 @@ def test_port_forward_reaches_s3(kube, service_pod):
     # An anonymous request to the S3 root answers with S3 XML (an empty bucket list or an error).
     assert status in (200, 403), status
     assert b"<?xml" in body or b"ListAllMyBucketsResult" in body, body[:200]
+
+
+def test_port_forward_reaches_opensearch(kube, service_pod):
+    url, password = _env("LAB_OPENSEARCH_URL", "LAB_OPENSEARCH_PASSWORD")
+    pf = PortForward(kube, "pod/services", 9200)
+    try:
+        token = base64.b64encode(("admin:%s" % password).encode()).decode()
+        request = urllib.request.Request("http://127.0.0.1:%d/" % pf.local_port, headers={"Authorization": "Basic " + token})
+        with urllib.request.urlopen(request, timeout=30) as r:
+            body = json.loads(r.read())
+    finally:
+        pf.close()
+    assert body["version"]["distribution"] == "opensearch" and body["version"]["number"].startswith("2.19."), body
+
+
+# --- SMTP ----------------------------------------------------------------------------------
+
+def test_smtp_needs_starttls_before_auth_and_keeps_the_mail():
+    host, port, user, password, ca, maildir = _env("LAB_SMTP_HOST", "LAB_SMTP_PORT", "LAB_SMTP_USER", "LAB_SMTP_PASSWORD",
+                                                   "LAB_SMTP_CA_CERT", "LAB_SMTP_MAILDIR")
+    import mailbox
+    import smtplib
+    import ssl
+    with smtplib.SMTP(host, int(port), timeout=10) as plain:
+        plain.ehlo()
+        assert "starttls" in plain.esmtp_features and "auth" not in plain.esmtp_features
+        code, dummy = plain.docmd("AUTH", "PLAIN")
+        assert code == 530, code                  # must issue STARTTLS first
+    subject = "lab-selftest-" + uuid.uuid4().hex[:8]
+    with smtplib.SMTP(host, int(port), timeout=10) as smtp:
+        smtp.starttls(context=ssl.create_default_context(cafile=ca))
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            smtp.login(user, "wrong-" + password)
+        smtp.login(user, password)
+        smtp.sendmail("notifications@mastodon.lab.test", ["someone@example.test"],
+                      "Subject: %s\r\n\r\nhello" % subject)
+    kept = [m for m in mailbox.Maildir(maildir, create=False) if m["Subject"] == subject]
+    assert len(kept) == 1 and kept[0]["X-Lab-Authenticated-As"] == user
 
 
 # --- S3 ------------------------------------------------------------------------------------

@@ -24,26 +24,50 @@ def test_heap_follows_the_memory_limit(render, flavor, heap_var):
     container = by_kind(objects, "StatefulSet")[0]["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e for e in container["env"]}
     assert env[heap_var]["value"] == "-Xms1536m -Xmx1536m"
-    assert env["discovery.type"]["value"] == "single-node"
+    if flavor == "elasticsearch":
+        assert env["discovery.type"]["value"] == "single-node"
     assert container["resources"]["limits"]["memory"] == "3Gi"
 
 
 def test_security_is_on_with_generated_passwords(render):
     os_objects = render("elasticsearch")
-    os_env = {e["name"]: e for e in by_kind(os_objects, "StatefulSet")[0]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    pod = by_kind(os_objects, "StatefulSet")[0]["spec"]["template"]["spec"]
+    os_env = {e["name"]: e for e in pod["containers"][0]["env"]}
     assert "DISABLE_SECURITY_PLUGIN" not in os_env
-    assert os_env["ADMIN_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "localhost-elasticsearch", "key": "admin-password"}
+    # The demo installer never runs: the init container writes the security config instead.
+    assert os_env["DISABLE_INSTALL_DEMO_CONFIG"]["value"] == "true"
+    assert "OPENSEARCH_INITIAL_ADMIN_PASSWORD" not in str(pod)
+    init = pod["initContainers"][0]
+    init_env = {e["name"]: e for e in init["env"]}
+    assert init["command"] == ["/bin/bash", "/etc/fediverse-mastodon/opensearch-security.sh"]
+    assert init_env["ADMIN_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "localhost-elasticsearch", "key": "admin-password"}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["tls"]["secret"]["secretName"] == "localhost-elasticsearch-tls"
+    assert volumes["files"]["configMap"]["name"] == "localhost-elasticsearch-config"
+    mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+    assert mounts["config"] == "/usr/share/opensearch/config"
+    configmap = by_kind(os_objects, "ConfigMap")[0]
+    assert sorted(configmap["data"]) == ["opensearch-security.sh", "opensearch.yml", "search-setup.sh"]
+    assert "plugins.security.nodes_dn" in configmap["data"]["opensearch.yml"]
     es_objects = render("elasticsearch", elasticsearch_flavor="elasticsearch")
     es_env = {e["name"]: e for e in by_kind(es_objects, "StatefulSet")[0]["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert es_env["xpack.security.enabled"]["value"] == "true"
     assert es_env["ELASTIC_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == "admin-password"
-    for objects, api in ((os_objects, "/_plugins/_security/api/internalusers/mastodon"), (es_objects, "/_security/user/mastodon")):
+    for objects, flavor in ((os_objects, "opensearch"), (es_objects, "elasticsearch")):
         job = by_kind(objects, "Job")[0]
-        script = job["spec"]["template"]["spec"]["containers"][0]["command"][2]
-        assert api in script
-        env = {e["name"]: e["valueFrom"]["secretKeyRef"]["key"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+        container = job["spec"]["template"]["spec"]["containers"][0]
+        assert container["command"] == ["/bin/bash", "/etc/fediverse-mastodon/search-setup.sh"]
+        assert "$SEARCH_URL" in by_kind(objects, "ConfigMap")[0]["data"]["search-setup.sh"]
+        assert {"name": "SEARCH_FLAVOR", "value": flavor} in container["env"]
+        env = {e["name"]: e["valueFrom"]["secretKeyRef"]["key"] for e in container["env"] if "valueFrom" in e}
         assert env == {"ADMIN_PASSWORD": "admin-password", "MASTODON_PASSWORD": "mastodon-password"}
         check_pod_security(job["spec"]["template"]["spec"])
+
+
+def test_a_changed_config_file_restarts_the_server(render, monkeypatch):
+    a = by_kind(render("elasticsearch"), "StatefulSet")[0]["spec"]["template"]["metadata"]["annotations"]
+    b = by_kind(render("elasticsearch", elasticsearch_pod_annotations={"x": "y"}), "StatefulSet")[0]["spec"]["template"]["metadata"]["annotations"]
+    assert a["fediverse.mastodon/config-checksum"] == b["fediverse.mastodon/config-checksum"] and b["x"] == "y"
 
 
 def test_selectors(render):

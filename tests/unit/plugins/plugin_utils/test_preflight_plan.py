@@ -37,7 +37,19 @@ def test_version_problems_refuse_a_skipped_minor_series_and_a_downgrade():
 
 def test_endpoint_checks_only_for_external_services():
     checks = pp.endpoint_checks(dict(postgresql_mode="incluster", redis_mode="incluster", minio_mode="incluster"), OPTS, ("14", "7.0"))
-    assert checks == dict(postgresql=None, redis=None, s3=None, smtp=None)
+    assert checks == dict(postgresql=None, redis=None, s3=None, smtp=None, search=None)
+
+
+def test_endpoint_checks_log_in_to_an_external_search_server_by_reference():
+    v = dict(elasticsearch_mode="external", elasticsearch_external_host="search.example.org", elasticsearch_external_port=443,
+             elasticsearch_external_scheme="https", elasticsearch_external_user="mastodon",
+             elasticsearch_external_password_secret=dict(name="es", key="password"))
+    search = pp.endpoint_checks(v, dict(OPTS, preflight_search_ca_cert="/ca.pem"), ("14", "7.0"))["search"]
+    assert (search["host"], search["port"], search["scheme"], search["user"], search["ca_cert"]) == (
+        "search.example.org", 443, "https", "mastodon", "/ca.pem")
+    assert search["password_secret"] == dict(name="es", key="password") and "password" not in search
+    assert search["variables"]["password"] == "elasticsearch_external_password_secret (Secret social-ns/es, key password)"
+    assert pp.endpoint_checks(dict(v, elasticsearch_enabled=False), OPTS, ("14", "7.0"))["search"] is None
 
 
 def test_endpoint_checks_pass_secrets_by_reference_unless_vaulted():
