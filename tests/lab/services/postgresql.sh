@@ -51,6 +51,8 @@ up() {
   pg_bindir >/dev/null || apt_install postgresql
   # the backup role's script is tested with Debian's age next to pg_dump (tests/integration/test_backup_script.py)
   command -v age >/dev/null || apt_install age
+  # the postgresql role's pgbouncer.ini runs in Debian's PgBouncer (tests/integration/test_rendered_servers.py)
+  [ -x /usr/sbin/pgbouncer ] || apt_install pgbouncer
   local bin; bin="$(pg_bindir)" || die "postgresql: no server binaries under /usr/lib/postgresql"
   mkdir -p "$PGROOT"
   local mode; mode="$(pg_mode)"
