@@ -112,6 +112,13 @@ def test_redis_starts_with_the_rendered_config_and_its_start_command(redis_objec
         # the password is in the memory volume, not in the process arguments
         with open("/proc/%d/cmdline" % proc.pid, "rb") as f:
             assert password.encode() not in f.read()
+        # the container's probes, against this server (the port is the only change)
+        container = _redis_container(redis_objects, name)
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            cmd = [part.replace("-p 6379", "-p %d" % port) for part in container[probe]["exec"]["command"]]
+            assert subprocess.run(cmd, env=dict(os.environ, REDISCLI_AUTH=password), timeout=30, check=False).returncode == 0, probe
+            assert subprocess.run(cmd, env=dict(os.environ, REDISCLI_AUTH="wrong"), timeout=30, check=False,
+                                  capture_output=True).returncode != 0, probe
     finally:
         stop(proc)
 
@@ -165,6 +172,17 @@ def test_postgresql_starts_with_the_rendered_server_arguments(postgresql_objects
                     assert (got, source) == (value, "command line"), name
         finally:
             conn.close()
+        # the probes, then the preStop hook (fast shutdown), as the kubelet would run them
+        env = dict(os.environ, PATH="%s:%s" % (bindir, os.environ["PATH"]), PGDATA=str(data))
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            cmd = [part.replace("--port=5432", "--port=%d" % port) for part in container[probe]["exec"]["command"]]
+            assert subprocess.run(cmd, env=env, timeout=30, check=False).returncode == 0, probe
+        pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
+        subprocess.run(as_unprivileged(pre_stop), env=env, timeout=90, check=True)
+        assert proc.wait(30) == 0
+        for probe in ("readinessProbe",):
+            cmd = [part.replace("--port=5432", "--port=%d" % port) for part in container[probe]["exec"]["command"]]
+            assert subprocess.run(cmd, env=env, timeout=30, check=False).returncode != 0
     finally:
         stop(proc)
 

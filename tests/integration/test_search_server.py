@@ -209,3 +209,17 @@ def test_preflight_logs_in_to_an_external_search_server_with_the_password_from_i
     result, proc = run_module("endpoint_check", dict(namespace=namespace, checks=preflight_plan.endpoint_checks(v, opts, ("13", "6.2"))))
     assert result.get("failed") and result["problems"][0].startswith(
         "elasticsearch_external_password_secret (Secret %s/search-auth, key bad): %s refused the login of user admin" % (namespace, search["url"])), result
+
+
+def test_the_servers_readiness_probe_passes_with_the_admin_password_only(search):
+    """The StatefulSet's readiness probe, run against the real server (only its port changes)."""
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "unit", "roles"))
+    from role_render import by_kind, render_role
+    container = by_kind(render_role("elasticsearch", {}), "StatefulSet")[0]["spec"]["template"]["spec"]["containers"][0]
+    port = search["url"].rsplit(":", 1)[1]
+    cmd = [part.replace("127.0.0.1:9200", "127.0.0.1:" + port) for part in container["readinessProbe"]["exec"]["command"]]
+    ok = subprocess.run(cmd, env=dict(os.environ, ADMIN_PASSWORD=search["admin_secret"]), capture_output=True, timeout=30, check=False)
+    assert ok.returncode == 0, ok.stderr
+    bad = subprocess.run(cmd, env=dict(os.environ, ADMIN_PASSWORD="wrong"), capture_output=True, timeout=30, check=False)
+    assert bad.returncode != 0
