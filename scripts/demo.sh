@@ -13,8 +13,18 @@ else
   bash tests/lab/lab.sh up
   eval "$(bash tests/lab/lab.sh env)"
   export K8S_AUTH_KUBECONFIG="$KUBECONFIG"
-  # The lab's simulated in-cluster servers are the lab's own PostgreSQL and S3 server.
-  bash tests/lab/adopt-instance.sh "${DEMO_INSTANCE:-lab}"
-  echo "demo: deploying to the local lab with $inventory"
+  # The lab's simulated in-cluster servers are the lab's own PostgreSQL, S3 and OpenSearch: give
+  # every instance of the inventory their admin credentials.
+  instances="${DEMO_INSTANCE:-$(ansible-inventory -i "$inventory" --list 2>/dev/null | python3 -c \
+    'import json, sys; print(" ".join(json.load(sys.stdin).get("mastodon_instances", {}).get("hosts", [])))')}"
+  [ -n "$instances" ] || { echo "demo: $inventory has no host in the group mastodon_instances" >&2; exit 1; }
+  for instance in $instances; do bash tests/lab/adopt-instance.sh "$instance"; done
+  # Another inventory (inventories/prod) gets the lab overlay: only what the lab itself needs.
+  if [ "$inventory" != inventories/local ]; then
+    set -- -e @inventories/lab-overlay/lab.yml "$@"
+    echo "demo: deploying to the local lab with $inventory and inventories/lab-overlay/lab.yml"
+  else
+    echo "demo: deploying to the local lab with $inventory"
+  fi
 fi
 exec ansible-playbook -i "$inventory" site.yml "$@"

@@ -387,3 +387,28 @@ def test_unrelated_keys_in_current_are_left_alone():
     stored["OTP_SECRET"] = "whatever"
     updates, report = sf.plan_mastodon_secrets(dict(stored), ALL_46)
     assert updates == {} and "OTP_SECRET" not in report["kept"]
+
+
+def test_a_tls_bundle_is_a_ca_and_a_certificate_it_signed():
+    x509 = pytest.importorskip("cryptography.x509")
+    from cryptography.hazmat.primitives import serialization
+    bundle = sf.generate_tls_bundle("opensearch-node", "fediverse.mastodon", ["a", "a.ns.svc"], days=30)
+    assert sorted(bundle) == ["ca.crt", "tls.crt", "tls.key"]
+    ca = x509.load_pem_x509_certificate(bundle["ca.crt"].encode())
+    cert = x509.load_pem_x509_certificate(bundle["tls.crt"].encode())
+    cert.verify_directly_issued_by(ca)
+    assert cert.subject.rfc4514_string() == "CN=opensearch-node,O=fediverse.mastodon"
+    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert (cert.not_valid_after_utc - cert.not_valid_before_utc).days == 30
+    key = serialization.load_pem_private_key(bundle["tls.key"].encode(), None)
+    assert key.public_key().public_numbers() == cert.public_key().public_numbers()
+    assert bundle["tls.key"].startswith("-----BEGIN PRIVATE KEY-----")   # PKCS#8, what Java servers read
+    other = sf.generate_tls_bundle("opensearch-node")
+    assert other["ca.crt"] != bundle["ca.crt"] and other["tls.key"] != bundle["tls.key"]
+
+
+@pytest.mark.parametrize("kwargs", [dict(common_name=""), dict(common_name="x", days=0), dict(common_name="x", days=True)])
+def test_a_tls_bundle_refuses_bad_requests(kwargs):
+    with pytest.raises(sf.SecretFormatError):
+        sf.generate_tls_bundle(**kwargs)
