@@ -165,6 +165,10 @@ componentsPatches:
   extraArgs:
   - key: kubelet-preferred-address-types
     value: InternalIP
+# The tests read the audit log by byte offsets: it must not rotate during a make test (the
+# default rotates at 100 MB, which a full run now exceeds).
+  - key: audit-log-maxsize
+    value: "4096"
 - name: kwok-controller
   extraArgs:
   - key: config

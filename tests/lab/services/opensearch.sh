@@ -108,7 +108,7 @@ up() {
   rm -f "$PIDFILE"
   local t0=$SECONDS
   OPENSEARCH_PATH_CONF="$ODIR/config" OPENSEARCH_JAVA_HOME="$JAVA_HOME" OPENSEARCH_TMPDIR="$ODIR/tmp" \
-    OPENSEARCH_JAVA_OPTS="-Xms512m -Xmx512m" \
+    OPENSEARCH_JAVA_OPTS="-Xms512m -Xmx512m -Djava.net.preferIPv4Stack=true" \
     as_user "$DIST/bin/opensearch" -d -p "$PIDFILE" \
       -Ecluster.name=lab-opensearch -Enode.name=lab-opensearch-0 -Enetwork.host="$LAB_HOST" \
       -Ehttp.port="$LAB_OPENSEARCH_PORT" -Etransport.port="$LAB_OPENSEARCH_TRANSPORT_PORT" \
