@@ -37,10 +37,10 @@ sanity: venv
 	@bash scripts/sanity.sh
 
 units: venv
-	pytest -q -p no:cacheprovider tests/unit
+	pytest -q -p no:cacheprovider -n 2 tests/unit
 
 integration: venv
-	@eval "$$(bash tests/lab/lab.sh env)" && pytest -q -p no:cacheprovider tests/lab tests/integration
+	@eval "$$(bash tests/lab/lab.sh env)" && pytest -q -p no:cacheprovider -n "$${INTEGRATION_WORKERS:-2}" --dist loadfile tests/lab tests/integration
 
 molecule: venv
 	@bash scripts/molecule.sh

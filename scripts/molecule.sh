@@ -18,7 +18,7 @@ fi
 jobs_max="${MOLECULE_JOBS:-2}"
 logs="$(mktemp -d)"
 trap 'rm -rf "$logs"' EXIT
-declare -A started
+declare -A started=()
 ok=0 bad=0
 
 finish() {  # print one finished scenario's log and its verdict
@@ -28,7 +28,7 @@ finish() {  # print one finished scenario's log and its verdict
   else bad=$((bad+1)); echo "molecule: $s FAILED after $((SECONDS - started[$s]))s"; fi
 }
 
-declare -A pids
+declare -A pids=()
 for s in $scenarios; do
   [ -f "extensions/molecule/$s/molecule.yml" ] || continue
   while [ "${#pids[@]}" -ge "$jobs_max" ]; do

@@ -20,18 +20,28 @@ trap lab_down EXIT
 
 with_lab() { ( eval "$(bash tests/lab/lab.sh env)" && "$@" ); }
 
+# The lab comes up in the background while the gates that do not need it run: on a new machine
+# that is the Kubernetes build and the OpenSearch download, on a warm one OpenSearch's start.
+if bash tests/lab/lab.sh status >/dev/null 2>&1; then :; else started_lab=1; fi
+lab_log="$(mktemp)"
+bash tests/lab/lab.sh up >"$lab_log" 2>&1 &
+lab_pid=$!
+lab_up() { local rc=0; wait "$lab_pid" || rc=$?; cat "$lab_log"; rm -f "$lab_log"; return "$rc"; }
+
 gate yamllint yamllint -s .
 gate ansible-lint ansible-lint --offline -q
 gate syntax-check ansible-playbook -i inventories/prod site.yml --syntax-check
-gate units pytest -q tests/unit
+gate units pytest -q -n 2 tests/unit
 gate sanity bash scripts/sanity.sh
 gate build make -s build
 gate galaxy-importer make -s importer
 [ -x scripts/ee-context.sh ] && gate ee-context bash scripts/ee-context.sh .cache/ee-context
 
-if bash tests/lab/lab.sh status >/dev/null 2>&1; then :; else started_lab=1; fi
-gate lab-up bash tests/lab/lab.sh up
-gate integration with_lab pytest -q tests/lab tests/integration
+gate lab-up lab_up
+# Two workers, a test file each at a time (--dist loadfile keeps a file's module fixtures in one
+# worker): the tests mostly wait on the API server and the lab's servers, and every file uses its
+# own instances and namespaces. INTEGRATION_WORKERS=0 runs them one by one.
+gate integration with_lab pytest -q -n "${INTEGRATION_WORKERS:-2}" --dist loadfile tests/lab tests/integration
 gate molecule with_lab bash scripts/molecule.sh
 
 echo

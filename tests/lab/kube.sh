@@ -14,7 +14,7 @@ export KWOK_WORKDIR="$LAB_STATE/kwok"
 CLUSTER_DIR="$KWOK_WORKDIR/clusters/$CLUSTER"
 LAB_KUBECONFIG_PATH="$CLUSTER_DIR/kubeconfig.yaml"
 AUDIT_LOG="$LAB_STATE/audit.log"
-PV_POOL_SIZE="${LAB_PV_POOL_SIZE:-32}"
+PV_POOL_SIZE="${LAB_PV_POOL_SIZE:-48}"
 PV_DIR="$LAB_STATE/pv"
 RECYCLER_PID="$KUBE_DIR/pv-recycler.pid"
 # Fixed loopback ports, all below the Linux ephemeral range (32768+).
