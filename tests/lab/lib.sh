@@ -115,3 +115,26 @@ apt_install() {
 
 # status_line NAME STATE DETAIL
 status_line() { printf '%-12s %-8s %s\n' "$1" "$2" "$3"; }
+
+# stop_pidfile NAME PIDFILE PATTERN SECONDS: stop the service whose pid file is PIDFILE (when its
+# process still matches PATTERN), then forget the pid file.
+stop_pidfile() {
+  local name="$1" pidfile="$2" pattern="$3" wait="${4:-20}" p
+  if pidfile_alive "$pidfile" "$pattern"; then
+    p="$(cat "$pidfile")"
+    log "$name: stopping pid $p"
+    stop_pid "$p" TERM "$wait"
+  fi
+  rm -f "$pidfile"
+}
+
+# service_main "$@": the command line of a service script, which defines up, down, status and env_lines.
+service_main() {
+  case "${1:-}" in
+    up) up ;;
+    down) down ;;
+    status) status ;;
+    env) env_lines ;;
+    *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
+  esac
+}

@@ -125,14 +125,7 @@ up() {
   log "opensearch: running (pid $(cat "$PIDFILE"), $((SECONDS - t0))s)"
 }
 
-down() {
-  if os_running; then
-    local p; p="$(cat "$PIDFILE")"
-    log "opensearch: stopping pid $p"
-    stop_pid "$p" TERM 30
-  fi
-  rm -f "$PIDFILE"
-}
+down() { stop_pidfile opensearch "$PIDFILE" org.opensearch.bootstrap.OpenSearch 30; }
 
 status() {
   if os_running && os_health; then status_line opensearch up "pid $(cat "$PIDFILE") $LAB_HOST:$LAB_OPENSEARCH_PORT"
@@ -151,10 +144,4 @@ env_lines() {
   echo "export LAB_OPENSEARCH_TLS_DIR=$ODIR/tls"
 }
 
-case "${1:-}" in
-  up) up ;;
-  down) down ;;
-  status) status ;;
-  env) env_lines ;;
-  *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
-esac
+service_main "$@"

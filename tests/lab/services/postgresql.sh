@@ -115,10 +115,4 @@ env_lines() {
   echo "export LAB_PG_PASSWORD=$(secret postgresql)"
 }
 
-case "${1:-}" in
-  up) up ;;
-  down) down ;;
-  status) status ;;
-  env) env_lines ;;
-  *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
-esac
+service_main "$@"

@@ -46,14 +46,7 @@ EOF
   log "redis: running (pid $(cat "$PIDFILE"))"
 }
 
-down() {
-  if redis_running; then
-    local p; p="$(cat "$PIDFILE")"
-    log "redis: stopping pid $p"
-    stop_pid "$p" TERM 20
-  fi
-  rm -f "$PIDFILE"
-}
+down() { stop_pidfile redis "$PIDFILE" redis-server 20; }
 
 status() {
   if redis_running && redis_ping; then status_line redis up "pid $(cat "$PIDFILE") $LAB_HOST:$LAB_REDIS_PORT"
@@ -64,10 +57,4 @@ status() {
 
 env_lines() { echo "export LAB_REDIS_URL=redis://default:$(secret redis)@$LAB_HOST:$LAB_REDIS_PORT/0"; }
 
-case "${1:-}" in
-  up) up ;;
-  down) down ;;
-  status) status ;;
-  env) env_lines ;;
-  *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
-esac
+service_main "$@"

@@ -45,14 +45,7 @@ up() {
   log "smtp: running (pid $(cat "$PIDFILE"))"
 }
 
-down() {
-  if smtp_running; then
-    local p; p="$(cat "$PIDFILE")"
-    log "smtp: stopping pid $p"
-    stop_pid "$p" TERM 10
-  fi
-  rm -f "$PIDFILE"
-}
+down() { stop_pidfile smtp "$PIDFILE" smtp_server.py 10; }
 
 status() {
   if smtp_running && port_in_use "$LAB_SMTP_PORT"; then status_line smtp up "pid $(cat "$PIDFILE") $LAB_HOST:$LAB_SMTP_PORT"
@@ -69,10 +62,4 @@ env_lines() {
   echo "export LAB_SMTP_MAILDIR=$SDIR/maildir"
 }
 
-case "${1:-}" in
-  up) up ;;
-  down) down ;;
-  status) status ;;
-  env) env_lines ;;
-  *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
-esac
+service_main "$@"
