@@ -76,3 +76,21 @@ def test_a_tls_redis_password_reaches_redis_url_percent_encoded_through_a_secret
     env = dict((e["name"], e) for e in web["spec"]["template"]["spec"]["containers"][0]["env"])
     assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "localhost-mastodon-redis-urls", "key": "REDIS_URL"}
     assert not any("$(REDIS_PASSWORD)" in str(e.get("value", "")) for e in env.values())
+
+
+def test_with_pgbouncer_the_pods_pool_without_prepared_statements_and_the_migrations_go_direct():
+    """Transaction pooling breaks server-side prepared statements and the migrations' advisory
+    lock: the pods go through PgBouncer with PREPARED_STATEMENTS=false, every Job to the server
+    itself (tests/integration/test_rendered_servers.py runs that PgBouncer for real)."""
+    import copy
+    connections = copy.deepcopy(CONNECTIONS)
+    connections["postgresql_connection"].update(host="localhost-postgresql-pgbouncer.localhost.svc", port=6432, pooled=True)
+    objects = render_role("mastodon", connections)
+    env = [c["data"] for c in by_kind(objects, "ConfigMap") if c["metadata"]["name"] == "localhost-mastodon-env"][0]
+    assert (env["DB_HOST"], env["DB_PORT"], env["PREPARED_STATEMENTS"]) == ("localhost-postgresql-pgbouncer.localhost.svc", "6432", "false")
+    jobs = by_kind(objects, "Job")
+    assert any(j["metadata"]["name"].startswith("localhost-db-migrate-pre-") for j in jobs)
+    for job in jobs:
+        job_env = dict((e["name"], e.get("value")) for e in job["spec"]["template"]["spec"]["containers"][0]["env"])
+        assert (job_env["DB_HOST"], job_env["DB_PORT"], job_env["PREPARED_STATEMENTS"]) == (
+            "localhost-postgresql.localhost.svc", "5432", "true"), job["metadata"]["name"]
