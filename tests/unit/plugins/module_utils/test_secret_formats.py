@@ -158,11 +158,15 @@ def _bad_privates():
     private, dummy = sf.generate_vapid_keys()
     raw = unb64u(private)
     order = sf.P256_ORDER.to_bytes(32, "big")
+    alphabet = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
+    # truncated and re-padded: 42 characters carry 31 bytes and 4 more bits, which must be set for
+    # the value to be non-canonical (with the key's own last character they are zero 1 time in 16)
+    repadded = private[:41] + alphabet[(alphabet.index(private[41]) & 0x30) | 0x01] + "=="
     return [
         (private[:-1], "multiple of 4"),                              # '=' lost
         (private[:40], "32-byte"),                                    # truncated to 30 bytes
         (private[:41], "multiple of 4"),                              # truncated
-        (private[:-2] + "==", "canonical"),                           # truncated, re-padded
+        (repadded, "canonical"),                                      # truncated, re-padded
         (base64.b64encode(raw).decode().replace("-", "+").rstrip("=") + "+=", "URL-safe base64"),  # '+' alphabet
         (private.rstrip("="), "multiple of 4"),                       # unpadded
         (b64u(raw + b"\x01"), "32-byte"),                             # 33 bytes
