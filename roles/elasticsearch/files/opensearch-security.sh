@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # The in-cluster OpenSearch server's init container (elasticsearch_flavor: opensearch). It builds
 # the config directory the server starts with, so that the security plugin's demo installer
 # (demo certificates, default users and passwords) is never needed:

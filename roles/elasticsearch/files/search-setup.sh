@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # The in-cluster search server's setup Job. Creates (or updates to the same values) the role and
 # the user Mastodon connects as, through the security REST API with the admin credentials, then
 # logs in as that user. Every call is an idempotent PUT. Passwords come from the environment and
