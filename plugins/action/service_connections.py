@@ -32,7 +32,7 @@ class ActionModule(ActionBase):
         if checked.error_messages:
             return dict(result, failed=True, msg="; ".join(checked.error_messages))
         params = checked.validated_parameters
-        facts, problems = {}, []
+        facts, problems, warnings = {}, [], []
         for service in params["services"]:
             fact = service + "_connection"
             if params["only_missing"] and fact in task_vars:
@@ -44,7 +44,10 @@ class ActionModule(ActionBase):
             problems.extend(found + ([problem] if problem else []))
             if not found and not problem:
                 facts[fact] = connection
+                warnings.extend(connections.warnings(service, values))
         if problems:
             return dict(result, failed=True, msg="\n".join(problems))
         result.update(changed=False, ansible_facts=facts)
+        if warnings:
+            result["warnings"] = warnings
         return result

@@ -157,3 +157,14 @@ def minio(v):
 
 
 SERVICES = dict(postgresql=postgresql, redis=redis, elasticsearch=elasticsearch, minio=minio)
+
+MINIO_ARCHIVED = ("minio_mode: incluster runs MinIO's community image, which gets no more security fixes (MinIO "
+                  "archived its community edition in 2025); for production prefer an external S3 service "
+                  "(minio_mode: external). See roles/minio/README.md.")
+
+
+def warnings(service, v):
+    """What an operator must be told about a backing service's settings, on every run."""
+    if service == "minio" and v.get("minio_mode") == "incluster":
+        return [MINIO_ARCHIVED]
+    return []

@@ -74,3 +74,10 @@ def test_settings_problems_name_each_variable():
     s3 = dict(minio_instance="s", minio_namespace="s", minio_wait_timeout=1, minio_ingress_enabled=True, minio_ingress_host="S3.Example")
     assert [p.split(":")[0] for p in c.settings_problems("minio", s3)] == ["minio_ingress_host"]
     assert c.settings_problems("minio", dict(s3, minio_ingress_host="s3.example.org")) == []
+
+
+def test_the_in_cluster_minio_is_warned_about_on_every_run():
+    assert c.warnings("minio", dict(minio_mode="incluster")) == [c.MINIO_ARCHIVED]
+    assert "no more security fixes" in c.MINIO_ARCHIVED and "minio_mode: external" in c.MINIO_ARCHIVED
+    assert c.warnings("minio", dict(minio_mode="external")) == []
+    assert c.warnings("postgresql", dict(postgresql_mode="incluster")) == []
