@@ -635,6 +635,7 @@ def check_search(params):
     """``GET /`` with basic authentication: the server answers with its name and version."""
     import base64
     import json
+    from ansible.module_utils.six.moves import http_client
     from ansible.module_utils.six.moves.urllib import error as urllib_error
     from ansible.module_utils.six.moves.urllib import request as urllib_request
 
@@ -667,8 +668,11 @@ def check_search(params):
         return result, [scrub("%s: %s answered HTTP %s to GET /" % (name("host"), url, exc.code), secrets)]
     except ValueError:
         return result, ["%s: %s did not answer GET / with JSON; is it a search server?" % (name("host"), url)]
-    except (urllib_error.URLError, socket.error, ssl.SSLError) as exc:
+    except (urllib_error.URLError, socket.error, ssl.SSLError, http_client.HTTPException) as exc:
         reason = exc.reason if isinstance(getattr(exc, "reason", None), Exception) else exc
+        if url.startswith("http:") and isinstance(reason, (ConnectionResetError, http_client.BadStatusLine)):
+            return result, ["%s: %s closed the connection on a plain HTTP request (%s); does it speak https?" % (
+                name("scheme"), url, one_line(reason) or type(reason).__name__)]
         return result, [scrub(network_problem(reason, name, "the search server", params["host"], params.get("port"),
                                               tls_option="scheme"), secrets)]
     version = body.get("version") or {}

@@ -325,15 +325,15 @@ def build_tls_generators(spec):
     (secret_formats.generate_tls_bundle), made only when a key is asked for; returns
     (generators, group, problems)."""
     spec = dict(spec or {})
-    extra = sorted(set(spec) - set(["common_name", "organization", "dns_names", "days"]))
+    extra = sorted(set(spec) - set(["common_name", "organization", "names", "days"]))
     if extra:
-        return {}, (), ["tls: unknown option(s) %s (use common_name, organization, dns_names, days)" % ", ".join(extra)]
+        return {}, (), ["tls: unknown option(s) %s (use common_name, organization, names, days)" % ", ".join(extra)]
     bundle = {}
 
     def value(key):
         if not bundle:
             bundle.update(secret_formats.generate_tls_bundle(
-                spec.get("common_name"), spec.get("organization"), spec.get("dns_names") or (), int(spec.get("days") or 3650)))
+                spec.get("common_name"), spec.get("organization"), spec.get("names") or (), int(spec.get("days") or 3650)))
         return bundle[key]
     if not spec.get("common_name") or not isinstance(spec.get("common_name"), str):
         return {}, (), ["tls.common_name must be a non-empty string"]

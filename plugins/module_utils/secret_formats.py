@@ -206,18 +206,27 @@ def check_vapid_pair(private_key, public_key):
 TLS_KEYS = ("ca.crt", "tls.crt", "tls.key")
 
 
+def _alt_name(name):
+    import ipaddress
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
 def _name(common_name, organization):
     parts = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization)] if organization else []
     return x509.Name(parts + [x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def generate_tls_bundle(common_name, organization=None, dns_names=(), days=3650, now=None):
+def generate_tls_bundle(common_name, organization=None, names=(), days=3650, now=None):
     """A new private CA and one certificate it signed, as PEM text: ``{ca.crt, tls.crt, tls.key}``
     (the key names of a kubernetes.io/tls Secret with its CA, as cert-manager writes them).
 
     The certificate's subject is ``O=<organization>, CN=<common_name>`` (OpenSearch's
     ``nodes_dn`` reads ``CN=...,O=...``), valid for ``days`` for server and client use, with
-    ``dns_names`` as subjectAltName. The keys are RSA 2048, the leaf's in PKCS#8 (what Java
+    ``names`` as subjectAltName (an IP literal becomes an IP address entry, anything else a DNS
+    name). The keys are RSA 2048, the leaf's in PKCS#8 (what Java
     servers read). The CA's key is not kept: nothing else can be signed with it later.
     """
     import datetime
@@ -249,9 +258,9 @@ def generate_tls_bundle(common_name, organization=None, dns_names=(), days=3650,
                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
                               critical=False)
                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False))
-    names = [x509.DNSName(n) for n in dns_names or ()]
-    if names:
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    alt_names = [_alt_name(n) for n in names or ()]
+    if alt_names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
     cert = builder.sign(ca_key, hashes.SHA256())
     pem = serialization.Encoding.PEM
     return {

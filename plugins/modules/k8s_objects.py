@@ -99,7 +99,8 @@ options:
             together, once; when one of them is missing, all three are made anew. The CA's key
             is not kept.
           - "C(common_name) (required) and C(organization) make the certificate's subject;
-            C(dns_names) (list) its subjectAltName; C(days) (default 3650) its validity."
+            C(names) (list) its subjectAltName (IP literals as IP addresses, the rest as DNS names);
+            C(days) (default 3650) its validity."
         type: dict
       labels:
         description: Labels of the Secret.

@@ -38,7 +38,8 @@ NAMES = dict(
     elasticsearch=("elasticsearch_enabled", "elasticsearch_mode", "elasticsearch_flavor", "elasticsearch__host",
                    "elasticsearch_mastodon_user", "elasticsearch__secret_name", "elasticsearch__mastodon_key",
                    "elasticsearch_external_scheme", "elasticsearch_external_host", "elasticsearch_external_port",
-                   "elasticsearch_external_user", "elasticsearch_external_password_secret", "elasticsearch_heap_percent"),
+                   "elasticsearch_external_user", "elasticsearch_external_password_secret", "elasticsearch_heap_percent",
+                   "elasticsearch__tls_secret_name"),
     minio=("minio_mode", "minio__endpoint", "minio_region", "minio_ingress_enabled", "minio_ingress_host",
            "minio_ingress_bucket", "minio__secret_name", "minio__user_key", "minio__password_key", "minio_namespace",
            "minio__name", "minio_external_endpoint", "minio_external_alias_host", "minio_external_admin_secret",
@@ -124,17 +125,22 @@ def elasticsearch(v):
     mode, flavor = v["elasticsearch_mode"], v["elasticsearch_flavor"]
     if not as_bool(v["elasticsearch_enabled"]):
         return dict(enabled=False, mode=mode, flavor=flavor, scheme=None, host=None, port=None, user=None,
-                    password_secret=None), None
+                    password_secret=None, ca_secret=None), None
     if mode == "incluster":
-        return dict(enabled=True, mode="incluster", flavor=flavor, scheme="http", host=v["elasticsearch__host"], port=9200,
-                    user=v["elasticsearch_mastodon_user"],
-                    password_secret=dict(name=v["elasticsearch__secret_name"], key=v["elasticsearch__mastodon_key"])), None
+        # The in-cluster OpenSearch serves HTTPS with the instance's own CA (files/opensearch.yml);
+        # ca_secret is where Mastodon finds that CA (ES_CA_FILE).
+        opensearch = flavor == "opensearch"
+        return dict(enabled=True, mode="incluster", flavor=flavor, scheme="https" if opensearch else "http",
+                    host=v["elasticsearch__host"], port=9200, user=v["elasticsearch_mastodon_user"],
+                    password_secret=dict(name=v["elasticsearch__secret_name"], key=v["elasticsearch__mastodon_key"]),
+                    ca_secret=dict(name=v["elasticsearch__tls_secret_name"], key="ca.crt") if opensearch else None), None
     if not _text(v.get("elasticsearch_external_host")):
         return None, ("elasticsearch_mode=external needs elasticsearch_external_host (and "
                       "elasticsearch_external_password_secret when it needs a password).")
     return dict(enabled=True, mode="external", flavor=flavor, scheme=v.get("elasticsearch_external_scheme"),
                 host=v["elasticsearch_external_host"], port=_int(v.get("elasticsearch_external_port")),
-                user=v.get("elasticsearch_external_user"), password_secret=v.get("elasticsearch_external_password_secret")), None
+                user=v.get("elasticsearch_external_user"), password_secret=v.get("elasticsearch_external_password_secret"),
+                ca_secret=None), None
 
 
 def minio(v):

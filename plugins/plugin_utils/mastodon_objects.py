@@ -49,8 +49,14 @@ def _uses_pvc(s):
     return not as_bool(s["s3_enabled"])
 
 
+def es_ca_secret(s):
+    """The Secret {name, key} with the search server's CA: the operator's, else the in-cluster
+    OpenSearch's own (its connection fact's ca_secret), else None."""
+    return s.get("elasticsearch_ca_secret") or (s.get("elasticsearch_connection") or {}).get("ca_secret") or None
+
+
 def _uses_es_ca(s):
-    return bool(s.get("elasticsearch_ca_secret")) and as_bool((s.get("elasticsearch_connection") or {}).get("enabled", False))
+    return bool(es_ca_secret(s)) and as_bool((s.get("elasticsearch_connection") or {}).get("enabled", False))
 
 
 def container(spec, s):
@@ -94,7 +100,7 @@ def pod_spec(spec, s):
     if spec.get("with_volumes") and _uses_pvc(s):
         volumes.append(dict(name="system", persistentVolumeClaim=dict(claimName=s["system_pvc_name"])))
     if spec.get("with_volumes") and _uses_es_ca(s):
-        ca = s["elasticsearch_ca_secret"]
+        ca = es_ca_secret(s)
         volumes.append(dict(name="es-ca", secret=dict(secretName=ca["name"], defaultMode=420, items=[dict(key=ca["key"], path="ca.crt")])))
     volumes += list(s.get("extra_volumes") or [])
     if volumes:

@@ -267,7 +267,7 @@ def test_a_generated_tls_bundle_is_made_once_and_renewed_whole(namespace):
     a rerun (no write), and all three keys made anew when one of them is missing."""
     x509 = pytest.importorskip("cryptography.x509")
     secrets = [{"name": "tls", "tls": {"common_name": "opensearch-node", "organization": "fediverse.mastodon",
-                                       "dns_names": ["search", "search.ns.svc"]}}]
+                                       "names": ["search", "search.ns.svc", "127.0.0.1"]}}]
     first, proc = apply(namespace, [namespace_object(namespace)], generated_secrets=secrets)
     assert not first.get("failed"), first
     assert first["generated_secrets"] == [{"name": "tls", "generated": ["ca.crt", "tls.crt", "tls.key"], "kept": []}]
@@ -282,6 +282,7 @@ def test_a_generated_tls_bundle_is_made_once_and_renewed_whole(namespace):
     assert cert.subject.rfc4514_string() == "CN=opensearch-node,O=fediverse.mastodon"
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.DNSName) == ["search", "search.ns.svc"]
+    assert [str(a) for a in san.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
 
     since = audit_offset()
     second, dummy = apply(namespace, [namespace_object(namespace)], generated_secrets=secrets)

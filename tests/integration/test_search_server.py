@@ -23,7 +23,7 @@ import pytest
 import requests
 
 ROLE_FILES = os.path.join(os.path.dirname(__file__), "..", "..", "roles", "elasticsearch", "files")
-ENV = ("LAB_OPENSEARCH_URL", "LAB_OPENSEARCH_ADMIN_SECRET", "LAB_OPENSEARCH_PASSWORD")
+ENV = ("LAB_OPENSEARCH_URL", "LAB_OPENSEARCH_ADMIN_SECRET", "LAB_OPENSEARCH_PASSWORD", "LAB_OPENSEARCH_CA")
 
 
 @pytest.fixture(scope="module")
@@ -32,17 +32,18 @@ def search():
     if missing:
         pytest.skip("no OpenSearch: %s not set (make lab-up; eval \"$(make -s lab-env)\")" % ", ".join(missing))
     return dict(url=os.environ["LAB_OPENSEARCH_URL"], admin=("admin", os.environ["LAB_OPENSEARCH_PASSWORD"]),
-                admin_secret=os.environ["LAB_OPENSEARCH_ADMIN_SECRET"])
+                admin_secret=os.environ["LAB_OPENSEARCH_ADMIN_SECRET"], ca=os.environ["LAB_OPENSEARCH_CA"])
 
 
 def call(search, method, path, auth, body=None):
-    return requests.request(method, search["url"] + path, auth=auth, timeout=30,
+    # HTTPS, verified against the instance's CA (files/opensearch.yml serves HTTP over TLS)
+    return requests.request(method, search["url"] + path, auth=auth, timeout=30, verify=search["ca"],
                             data=None if body is None else json.dumps(body),
                             headers={"Content-Type": "application/json"})
 
 
 def run_setup(search, user, password, patterns):
-    env = dict(os.environ, SEARCH_URL=search["url"], SEARCH_FLAVOR="opensearch", ADMIN_USER="admin",
+    env = dict(os.environ, SEARCH_URL=search["url"], SEARCH_CA_FILE=search["ca"], SEARCH_FLAVOR="opensearch", ADMIN_USER="admin",
                ADMIN_PASSWORD=search["admin_secret"], ADMIN_PASSWORD_PREFIX="Os1-", MASTODON_USER=user,
                MASTODON_PASSWORD=password, INDEX_PATTERNS=json.dumps(patterns), WAIT_SECONDS="60")
     return subprocess.run(["bash", os.path.join(ROLE_FILES, "search-setup.sh")], env=env, capture_output=True,
@@ -83,7 +84,7 @@ def test_transport_runs_on_the_generated_certificates(search):
     context = ssl.create_default_context(cafile=os.path.join(tls, "ca.crt"))
     context.check_hostname = False
     context.load_cert_chain(os.path.join(tls, "tls.crt"), os.path.join(tls, "tls.key"))
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:  # the transport port
         with context.wrap_socket(raw) as conn:
             der = conn.getpeercert(binary_form=True)
             subject = dict(item[0] for item in conn.getpeercert()["subject"])
@@ -142,7 +143,8 @@ def test_a_wrong_admin_password_fails_the_setup_without_showing_it(search):
     env_user = "nobody%s" % uuid.uuid4().hex[:6]
     result = subprocess.run(
         ["bash", os.path.join(ROLE_FILES, "search-setup.sh")], capture_output=True, text=True, timeout=60, check=False,
-        env=dict(os.environ, SEARCH_URL=search["url"], ADMIN_PASSWORD=bad["admin_secret"], ADMIN_PASSWORD_PREFIX="Os1-",
+        env=dict(os.environ, SEARCH_URL=search["url"], SEARCH_CA_FILE=search["ca"], ADMIN_PASSWORD=bad["admin_secret"],
+                 ADMIN_PASSWORD_PREFIX="Os1-",
                  MASTODON_USER=env_user, MASTODON_PASSWORD=password, WAIT_SECONDS="1"))
     assert result.returncode != 0
     assert "did not answer as admin in time" in result.stdout
@@ -153,13 +155,14 @@ def test_a_wrong_admin_password_fails_the_setup_without_showing_it(search):
 # ---- preflight's login to an external search server (endpoint_check, section search) ----------
 
 VARIABLES = dict(host="elasticsearch_external_host", port="elasticsearch_external_port", scheme="elasticsearch_external_scheme",
-                 user="elasticsearch_external_user", password="elasticsearch_external_password_secret")
+                 user="elasticsearch_external_user", password="elasticsearch_external_password_secret",
+                 ca_cert="preflight_search_ca_cert", validate_certs="preflight_search_ca_cert")
 
 
 def search_params(search, **extra):
     host, port = search["url"].split("//")[1].split(":")
-    out = dict(host=host, port=int(port), scheme="http", user="admin", password=search["admin"][1], timeout=10,
-               variables=VARIABLES)
+    out = dict(host=host, port=int(port), scheme="https", ca_cert=search["ca"], user="admin", password=search["admin"][1],
+               timeout=10, variables=VARIABLES)
     out.update(extra)
     return out
 
@@ -182,8 +185,11 @@ def test_search_wrong_password_anonymous_and_closed_port_name_the_variable(searc
     assert problems[0].startswith("elasticsearch_external_user: %s asks for a login" % search["url"]), problems
     dummy, problems = ec.check_search(search_params(search, port=1))
     assert problems[0].startswith("elasticsearch_external_host, elasticsearch_external_port: the search server 127.0.0.1:1 refused"), problems
-    dummy, problems = ec.check_search(search_params(search, scheme="https"))
-    assert problems[0].startswith("elasticsearch_external_scheme: the TLS handshake with the search server"), problems
+    dummy, problems = ec.check_search(search_params(search, scheme="http"))
+    assert problems[0].startswith("elasticsearch_external_scheme: http://%s closed the connection on a plain HTTP request"
+                                  % search["url"].split("//")[1]), problems
+    dummy, problems = ec.check_search(search_params(search, ca_cert=None))
+    assert problems[0].startswith("preflight_search_ca_cert: the TLS certificate of the search server"), problems
 
 
 def test_preflight_logs_in_to_an_external_search_server_with_the_password_from_its_secret(search, core, namespace):
@@ -195,10 +201,11 @@ def test_preflight_logs_in_to_an_external_search_server_with_the_password_from_i
                                               "stringData": {"good": search["admin"][1], "bad": "nope" + secrets.token_hex(4)}})
     host, port = search["url"].split("//")[1].split(":")
     v = dict(elasticsearch_mode="external", elasticsearch_external_host=host, elasticsearch_external_port=int(port),
-             elasticsearch_external_scheme="http", elasticsearch_external_user="admin",
+             elasticsearch_external_scheme="https", elasticsearch_external_user="admin",
              elasticsearch_external_password_secret={"name": "search-auth", "key": "good"},
              postgresql_mode="incluster", redis_mode="incluster", minio_mode="incluster", mastodon_s3_enabled=False)
-    opts = dict(preflight_namespace=namespace, preflight_instance="x", preflight_endpoint_timeout=10)
+    opts = dict(preflight_namespace=namespace, preflight_instance="x", preflight_endpoint_timeout=10,
+                preflight_search_ca_cert=search["ca"])
     checks = preflight_plan.endpoint_checks(v, opts, ("13", "6.2"))
     assert [k for k, c in checks.items() if c] == ["search"]
     result, proc = run_module("endpoint_check", dict(namespace=namespace, checks=checks), verbosity=3)
@@ -218,7 +225,10 @@ def test_the_servers_readiness_probe_passes_with_the_admin_password_only(search)
     from role_render import by_kind, render_role
     container = by_kind(render_role("elasticsearch", {}), "StatefulSet")[0]["spec"]["template"]["spec"]["containers"][0]
     port = search["url"].rsplit(":", 1)[1]
-    cmd = [part.replace("127.0.0.1:9200", "127.0.0.1:" + port) for part in container["readinessProbe"]["exec"]["command"]]
+    # pod -> host: the port, and where the init script put the CA (the config directory)
+    cmd = [part.replace("localhost:9200", "localhost:" + port).replace("/usr/share/opensearch/config/tls/ca.crt", search["ca"])
+           for part in container["readinessProbe"]["exec"]["command"]]
+    assert "https://localhost:" + port in cmd[2] and "--cacert " + search["ca"] in cmd[2]
     ok = subprocess.run(cmd, env=dict(os.environ, ADMIN_PASSWORD=search["admin_secret"]), capture_output=True, timeout=30, check=False)
     assert ok.returncode == 0, ok.stderr
     bad = subprocess.run(cmd, env=dict(os.environ, ADMIN_PASSWORD="wrong"), capture_output=True, timeout=30, check=False)

@@ -290,12 +290,13 @@ def test_port_forward_reaches_s3(kube, service_pod):
 
 
 def test_port_forward_reaches_opensearch(kube, service_pod):
-    url, password = _env("LAB_OPENSEARCH_URL", "LAB_OPENSEARCH_PASSWORD")
+    url, password, ca = _env("LAB_OPENSEARCH_URL", "LAB_OPENSEARCH_PASSWORD", "LAB_OPENSEARCH_CA")
+    import ssl
     pf = PortForward(kube, "pod/services", 9200)
     try:
         token = base64.b64encode(("admin:%s" % password).encode()).decode()
-        request = urllib.request.Request("http://127.0.0.1:%d/" % pf.local_port, headers={"Authorization": "Basic " + token})
-        with urllib.request.urlopen(request, timeout=30) as r:
+        request = urllib.request.Request("https://127.0.0.1:%d/" % pf.local_port, headers={"Authorization": "Basic " + token})
+        with urllib.request.urlopen(request, timeout=30, context=ssl.create_default_context(cafile=ca)) as r:
             body = json.loads(r.read())
     finally:
         pf.close()

@@ -6,7 +6,8 @@
 # The lab's tests run this same file on the host against the lab's real OpenSearch.
 #
 # Environment:
-#   SEARCH_URL              e.g. http://<instance>-elasticsearch:9200 (required)
+#   SEARCH_URL              e.g. https://<instance>-elasticsearch:9200 (required)
+#   SEARCH_CA_FILE          the CA that signed the server's certificate (https; default: the system's)
 #   SEARCH_FLAVOR           opensearch (default) or elasticsearch
 #   ADMIN_USER              admin (OpenSearch) or elastic (Elasticsearch)
 #   ADMIN_PASSWORD          the Secret's admin-password (required)
@@ -27,8 +28,10 @@ role="${user}_full_access"
 patterns="${INDEX_PATTERNS:-[\"*\"]}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-printf 'user = "%s:%s%s"\n' "$admin_user" "${ADMIN_PASSWORD_PREFIX:-}" "$ADMIN_PASSWORD" >"$work/admin.curlrc"
-printf 'user = "%s:%s"\n' "$user" "$MASTODON_PASSWORD" >"$work/mastodon.curlrc"
+cacert=""
+[ -n "${SEARCH_CA_FILE:-}" ] && cacert="$(printf 'cacert = "%s"' "$SEARCH_CA_FILE")"
+printf 'user = "%s:%s%s"\n%s\n' "$admin_user" "${ADMIN_PASSWORD_PREFIX:-}" "$ADMIN_PASSWORD" "$cacert" >"$work/admin.curlrc"
+printf 'user = "%s:%s"\n%s\n' "$user" "$MASTODON_PASSWORD" "$cacert" >"$work/mastodon.curlrc"
 
 echo "Waiting for $SEARCH_URL"
 deadline=$((SECONDS + ${WAIT_SECONDS:-900}))

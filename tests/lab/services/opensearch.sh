@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The lab's OpenSearch: 127.0.0.1:19200 (HTTP) and 19300 (transport) only, with the security plugin,
+# The lab's OpenSearch: 127.0.0.1:19200 (HTTPS) and 19300 (transport) only, with the security plugin,
 # started from the elasticsearch role's own opensearch.yml and init script, the way the in-cluster
 # pod starts (no demo installer, no demo users). Data under $LAB_STATE/opensearch.
 # The distribution and the plugin come from Maven Central (mvn), built once into $LAB_CACHE.
@@ -22,7 +22,8 @@ ADMIN_PREFIX=Os1-
 os_running() { pidfile_alive "$PIDFILE" org.opensearch.bootstrap.OpenSearch; }
 os_health() {
   printf 'user = "admin:%s%s"\n' "$ADMIN_PREFIX" "$(secret opensearch-admin)" |
-    curl -K - -fsS -o /dev/null -m 5 "http://$LAB_HOST:$LAB_OPENSEARCH_PORT/_cluster/health?wait_for_status=yellow&timeout=4s" 2>/dev/null
+    curl -K - --cacert "$ODIR/tls/ca.crt" -fsS -o /dev/null -m 5 \
+      "https://$LAB_HOST:$LAB_OPENSEARCH_PORT/_cluster/health?wait_for_status=yellow&timeout=4s" 2>/dev/null
 }
 
 # OpenSearch refuses to run as root: as root, run it in a user namespace where we are uid 1000.
@@ -63,7 +64,7 @@ certificates() {
 import os, sys
 sys.path.insert(0, sys.argv[1])
 from ansible_collections.fediverse.mastodon.plugins.module_utils.secret_formats import generate_tls_bundle
-for name, text in generate_tls_bundle("opensearch-node", "fediverse.mastodon", ["localhost"]).items():
+for name, text in generate_tls_bundle("opensearch-node", "fediverse.mastodon", ["localhost", "127.0.0.1"]).items():
     with open(os.path.join(sys.argv[2], name), "w") as f:
         f.write(text)
 PY
@@ -77,7 +78,7 @@ PY
      -keyout "$tls/ca.key" -out "$tls/ca.crt" 2>/dev/null
    openssl req -newkey rsa:2048 -nodes -subj "/O=fediverse.mastodon/CN=opensearch-node" \
      -keyout "$tls/node.key" -out "$tls/node.csr" 2>/dev/null
-   printf 'subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' >"$tls/ext"
+   printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' >"$tls/ext"
    openssl x509 -req -in "$tls/node.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" -CAcreateserial -days 3650 \
      -extfile "$tls/ext" -out "$tls/tls.crt" 2>/dev/null
    openssl pkcs8 -topk8 -nocrypt -in "$tls/node.key" -out "$tls/tls.key"
@@ -135,7 +136,8 @@ status() {
 }
 
 env_lines() {
-  echo "export LAB_OPENSEARCH_URL=http://$LAB_HOST:$LAB_OPENSEARCH_PORT"
+  echo "export LAB_OPENSEARCH_URL=https://$LAB_HOST:$LAB_OPENSEARCH_PORT"
+  echo "export LAB_OPENSEARCH_CA=$ODIR/tls/ca.crt"
   echo "export LAB_OPENSEARCH_USER=admin"
   # The value of the instance Secret's admin-password, and the password the server accepts.
   echo "export LAB_OPENSEARCH_ADMIN_SECRET=$(secret opensearch-admin)"

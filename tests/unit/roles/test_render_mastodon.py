@@ -94,3 +94,19 @@ def test_with_pgbouncer_the_pods_pool_without_prepared_statements_and_the_migrat
         job_env = dict((e["name"], e.get("value")) for e in job["spec"]["template"]["spec"]["containers"][0]["env"])
         assert (job_env["DB_HOST"], job_env["DB_PORT"], job_env["PREPARED_STATEMENTS"]) == (
             "localhost-postgresql.localhost.svc", "5432", "true"), job["metadata"]["name"]
+
+
+def test_the_in_cluster_opensearch_ca_reaches_mastodon_as_es_ca_file():
+    import copy
+    connections = copy.deepcopy(CONNECTIONS)
+    connections["elasticsearch_connection"] = {
+        "enabled": True, "mode": "incluster", "flavor": "opensearch", "scheme": "https", "host": "localhost-elasticsearch.localhost.svc",
+        "port": 9200, "user": "mastodon", "password_secret": {"name": "localhost-elasticsearch", "key": "mastodon-password"},
+        "ca_secret": {"name": "localhost-elasticsearch-tls", "key": "ca.crt"}}
+    objects = render_role("mastodon", connections)
+    env = [c["data"] for c in by_kind(objects, "ConfigMap") if c["metadata"]["name"] == "localhost-mastodon-env"][0]
+    assert env["ES_HOST"] == "https://localhost-elasticsearch.localhost.svc" and env["ES_CA_FILE"] == "/opt/mastodon/es-ca/ca.crt"
+    web = [d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "localhost-web"][0]["spec"]["template"]["spec"]
+    volume = [v for v in web["volumes"] if v["name"] == "es-ca"][0]
+    assert volume["secret"]["secretName"] == "localhost-elasticsearch-tls" and volume["secret"]["items"] == [{"key": "ca.crt", "path": "ca.crt"}]
+    assert {"name": "es-ca", "mountPath": "/opt/mastodon/es-ca", "readOnly": True} in web["containers"][0]["volumeMounts"]

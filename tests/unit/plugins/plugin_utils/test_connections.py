@@ -49,7 +49,18 @@ def test_redis_cache_instance_only_when_enabled():
 def test_search_disabled_has_no_address():
     v = dict(elasticsearch_enabled=False, elasticsearch_mode="incluster", elasticsearch_flavor="opensearch")
     assert c.elasticsearch(v)[0] == dict(enabled=False, mode="incluster", flavor="opensearch", scheme=None, host=None, port=None,
-                                         user=None, password_secret=None)
+                                         user=None, password_secret=None, ca_secret=None)
+
+
+def test_the_in_cluster_opensearch_is_https_with_its_own_ca():
+    v = dict(elasticsearch_enabled=True, elasticsearch_mode="incluster", elasticsearch_flavor="opensearch",
+             elasticsearch__host="i-elasticsearch.ns.svc", elasticsearch_mastodon_user="mastodon",
+             elasticsearch__secret_name="i-elasticsearch", elasticsearch__mastodon_key="mastodon-password",
+             elasticsearch__tls_secret_name="i-elasticsearch-tls")
+    fact = c.elasticsearch(v)[0]
+    assert fact["scheme"] == "https" and fact["ca_secret"] == dict(name="i-elasticsearch-tls", key="ca.crt")
+    es = c.elasticsearch(dict(v, elasticsearch_flavor="elasticsearch"))[0]
+    assert es["scheme"] == "http" and es["ca_secret"] is None
 
 
 @pytest.mark.parametrize("endpoint,ok", [("https://s3.example.org", True), ("http://127.0.0.1:9000/x", True),
