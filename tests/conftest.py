@@ -43,7 +43,8 @@ def pytest_runtest_makereport(item, call):
 # takes a whole file at a time, so starting with the long ones keeps both workers busy to the end.
 LONGEST_FIRST = ("test_site_upgrade_cuts.py", "test_backup_playbooks.py", "test_site_interrupt.py", "test_site_safety.py",
                  "test_bad_inputs.py", "test_instance_lock.py", "test_minio_bucket.py", "test_search_server.py",
-                 "test_rendered_servers.py", "test_backup_script.py", "test_minio_user.py", "test_postgresql_app_db.py")
+                 "test_rendered_servers.py", "test_backup_script.py", "test_minio_user.py", "test_seaweedfs.py",
+                 "test_postgresql_app_db.py")
 
 
 def pytest_collection_modifyitems(session, config, items):

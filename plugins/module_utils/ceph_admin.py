@@ -50,13 +50,13 @@ class CephAdminError(Exception):
         self.transport = transport
 
 
-class CephAdmin(object):
-    """A small client of the RGW Admin Ops API and RGW's IAM user-policy actions."""
+class SignedClient(object):
+    """SigV4-signed calls to an S3 server's own endpoint: the IAM actions some servers serve there
+    (Ceph RGW, SeaweedFS), and the transport for their other admin APIs."""
 
-    def __init__(self, conn, admin_path="/admin"):
+    def __init__(self, conn):
         self._conn = conn
         self._endpoint = conn.endpoint.rstrip("/")
-        self._admin_path = "/" + admin_path.strip("/")
         self._credentials = Credentials(conn.access_key, conn.secret_key)
         self._http = URLLib3Session(verify=conn.verify, timeout=(conn.connect_timeout, 60))
 
@@ -70,6 +70,49 @@ class CephAdmin(object):
         except Exception as exc:  # botocore wraps urllib3 errors; their text may contain the URL
             raise CephAdminError("%s %s failed: %s" % (method, url.split("?")[0], exc), transport=True)
         return response.status_code, response.content or b""
+
+    def _iam(self, action, params):
+        if not action.startswith(("Get", "List")) and hasattr(self._conn, "about_to_write"):
+            self._conn.about_to_write()
+        form = dict(params, Action=action, Version="2010-05-08")
+        body = "&".join("%s=%s" % (quote(k, safe=""), quote(to_text(v), safe="")) for k, v in sorted(form.items()))
+        headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+        status, content = self._send("POST", self._endpoint + "/", body.encode("utf-8"), headers, service="iam")
+        if status >= 300:
+            code = _xml_code(content)
+            raise CephAdminError("IAM %s answered HTTP %s %s" % (action, status, code or ""), code=code, status=status)
+        return content
+
+    # -- user policies (IAM) ---------------------------------------------------------------
+    def get_user_policy(self, uid, policy_name):
+        """The policy document (JSON text), or None when the user has no such policy."""
+        try:
+            content = self._iam("GetUserPolicy", {"UserName": uid, "PolicyName": policy_name})
+        except CephAdminError as exc:
+            if exc.code == "NoSuchEntity":
+                return None
+            raise
+        return _xml_text(content, "PolicyDocument")
+
+    def put_user_policy(self, uid, policy_name, document):
+        self._iam("PutUserPolicy", {"UserName": uid, "PolicyName": policy_name, "PolicyDocument": document})
+
+    def delete_user_policy(self, uid, policy_name):
+        try:
+            self._iam("DeleteUserPolicy", {"UserName": uid, "PolicyName": policy_name})
+        except CephAdminError as exc:
+            if exc.code == "NoSuchEntity":
+                return False
+            raise
+        return True
+
+
+class CephAdmin(SignedClient):
+    """A small client of the RGW Admin Ops API and RGW's IAM user-policy actions."""
+
+    def __init__(self, conn, admin_path="/admin"):
+        super(CephAdmin, self).__init__(conn)
+        self._admin_path = "/" + admin_path.strip("/")
 
     def _admin(self, method, resource, args, sub=None):
         query = []
@@ -96,18 +139,6 @@ class CephAdmin(object):
             return json.loads(to_text(content))
         except ValueError:
             return None
-
-    def _iam(self, action, params):
-        if not action.startswith(("Get", "List")) and hasattr(self._conn, "about_to_write"):
-            self._conn.about_to_write()
-        form = dict(params, Action=action, Version="2010-05-08")
-        body = "&".join("%s=%s" % (quote(k, safe=""), quote(to_text(v), safe="")) for k, v in sorted(form.items()))
-        headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
-        status, content = self._send("POST", self._endpoint + "/", body.encode("utf-8"), headers, service="iam")
-        if status >= 300:
-            code = _xml_code(content)
-            raise CephAdminError("IAM %s answered HTTP %s %s" % (action, status, code or ""), code=code, status=status)
-        return content
 
     # -- users -----------------------------------------------------------------------------
     def get_user(self, uid):
@@ -142,29 +173,6 @@ class CephAdmin(object):
 
     def remove_key(self, uid, access_key):
         return self._admin("DELETE", "user", {"uid": uid, "access-key": access_key, "key-type": "s3"}, sub="key")
-
-    # -- user policies (IAM) ---------------------------------------------------------------
-    def get_user_policy(self, uid, policy_name):
-        """The policy document (JSON text), or None when the user has no such policy."""
-        try:
-            content = self._iam("GetUserPolicy", {"UserName": uid, "PolicyName": policy_name})
-        except CephAdminError as exc:
-            if exc.code == "NoSuchEntity":
-                return None
-            raise
-        return _xml_text(content, "PolicyDocument")
-
-    def put_user_policy(self, uid, policy_name, document):
-        self._iam("PutUserPolicy", {"UserName": uid, "PolicyName": policy_name, "PolicyDocument": document})
-
-    def delete_user_policy(self, uid, policy_name):
-        try:
-            self._iam("DeleteUserPolicy", {"UserName": uid, "PolicyName": policy_name})
-        except CephAdminError as exc:
-            if exc.code == "NoSuchEntity":
-                return False
-            raise
-        return True
 
 
 def s3_keys(user_info):

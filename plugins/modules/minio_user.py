@@ -21,8 +21,13 @@ description:
   - O(api) says how users are managed. V(minio) uses MinIO's admin API through the C(minio) Python
     SDK (C(MinioAdmin)) - a user, a canned policy, and the policy attached to the user. V(ceph) uses
     the Ceph RGW Admin Ops API for the user and its key (the user may not create buckets of its own),
-    and RGW's IAM C(PutUserPolicy) on the same endpoint for the policy. Other S3 keys of a Ceph user
-    (for example after O(user_access_key) changed) are removed.
+    and RGW's IAM C(PutUserPolicy) on the same endpoint for the policy. V(seaweedfs) uses the IAM API
+    SeaweedFS serves on its S3 port (C(CreateUser), C(CreateAccessKey) with the key pair given,
+    C(PutUserPolicy)). Other S3 keys of a Ceph or SeaweedFS user (for example after O(user_access_key)
+    changed) are removed.
+  - SeaweedFS reduces a policy to its own coarse actions per bucket and takes C(Allow) statements only.
+    Its user policy leaves out C(s3:ListBucketMultipartUploads) and C(s3:ListMultipartUploadParts),
+    which it does not know, and O(access=add_only) cannot be enforced there, so it is refused.
   - "Keys: the user's access key is O(name) unless O(user_access_key) is given. Without
     O(user_secret_key) a new user gets a strong generated secret key (40 letters and digits). With
     O(store_in) the access key and secret key are written straight into a Kubernetes Secret
@@ -43,7 +48,8 @@ extends_documentation_fragment:
 options:
   name:
     description:
-      - Name of the user. For O(api=ceph) the RGW user id; for O(api=minio) the user's access key.
+      - Name of the user. For O(api=ceph) the RGW user id; for O(api=minio) the user's access key; for
+        O(api=seaweedfs) the IAM user name.
     type: str
     required: true
   state:
@@ -55,9 +61,10 @@ options:
     default: present
   api:
     description:
-      - How users are managed. V(minio) for MinIO, V(ceph) for Ceph RGW (including Rook).
+      - How users are managed. V(minio) for MinIO, V(ceph) for Ceph RGW (including Rook), V(seaweedfs) for
+        SeaweedFS (the collection's in-cluster S3 server).
     type: str
-    choices: [minio, ceph]
+    choices: [minio, ceph, seaweedfs]
     default: minio
   buckets:
     description:
@@ -87,8 +94,9 @@ options:
     type: str
   user_access_key:
     description:
-      - The user's access key, when it must differ from O(name) (O(api=ceph) only; a MinIO user's
-        access key is its name).
+      - The user's access key, when it must differ from O(name) (O(api=ceph) and O(api=seaweedfs); a MinIO
+        user's access key is its name).
+      - With O(api=seaweedfs) it defaults to the letters and digits of O(name), as SeaweedFS takes only those.
     type: str
   user_secret_key:
     description:
@@ -182,7 +190,8 @@ seealso:
 notes:
   - O(access_key) and O(secret_key) (or the keys in O(admin_secret)) are the admin credentials. On MinIO the root user (or a user with
     the C(admin:CreateUser), C(admin:CreatePolicy), C(admin:AttachUserOrGroupPolicy) and
-    C(admin:GetUser) actions). On Ceph RGW a user with the caps C(users=*) and C(user-policy=*).
+    C(admin:GetUser) actions). On Ceph RGW a user with the caps C(users=*) and C(user-policy=*). On
+    SeaweedFS an identity with the C(Admin) action (the in-cluster server's C(AWS_ACCESS_KEY_ID)).
   - MinIO never returns a user's secret key. When a MinIO user exists but its key is unknown (neither
     given nor stored in O(store_in)), the module fails rather than rotate it. Set
     O(update_secret=always) to rotate on purpose.
@@ -324,6 +333,7 @@ from ansible_collections.fediverse.mastodon.plugins.module_utils import k8s_clie
 from ansible_collections.fediverse.mastodon.plugins.module_utils import k8s_secret
 from ansible_collections.fediverse.mastodon.plugins.module_utils import ceph_admin
 from ansible_collections.fediverse.mastodon.plugins.module_utils import minio_admin
+from ansible_collections.fediverse.mastodon.plugins.module_utils import seaweedfs_admin
 
 SECRET_ALPHABET = string.ascii_letters + string.digits
 SECRET_LENGTH = 40
@@ -439,6 +449,70 @@ class MinioBackend(Backend):
         self.users.remove_policy(policy_name)
 
 
+class SeaweedfsBackend(Backend):
+    """SeaweedFS's embedded IAM API: it never returns a secret, so a stored key is checked by using it."""
+
+    secret_known = False
+
+    def __init__(self, conn):
+        self.admin = seaweedfs_admin.SeaweedfsAdmin(conn)
+
+    def get(self, name, access_key):
+        if self.admin.get_user(name) is None:
+            return None
+        keys = self.admin.access_keys(name)
+        stale = sorted(k for k in keys if k != access_key)
+        return dict(secret=None, has_key=access_key in keys, drift=dict(stale_keys=stale) if stale else {}, info={})
+
+    def policy(self, name, policy_name):
+        text = self.admin.get_user_policy(name, policy_name)
+        return sp.load_policy(text) if text else None
+
+    def create(self, name, access_key, secret_key):
+        self.admin.create_user(name)
+        self.admin.create_access_key(name, access_key, secret_key)
+
+    def set_secret(self, name, access_key, secret_key):
+        if access_key in self.admin.access_keys(name):
+            self.admin.delete_access_key(name, access_key)
+        self.admin.create_access_key(name, access_key, secret_key)
+
+    def set_policy(self, name, access_key, policy_name, document, attached):
+        if document is not None:
+            self.admin.put_user_policy(name, policy_name, document)
+
+    def fix_settings(self, name, drift):
+        for stale in drift.get("stale_keys", []):
+            self.admin.delete_access_key(name, stale)
+
+    def delete(self, name, access_key, policy_name):
+        self.admin.delete_user_policy(name, policy_name)
+        for key in self.admin.access_keys(name):
+            self.admin.delete_access_key(name, key)
+        self.admin.delete_user(name)
+
+
+BACKENDS = dict(ceph=CephBackend, minio=MinioBackend, seaweedfs=SeaweedfsBackend)
+
+
+def default_access_key(params):
+    if params["user_access_key"]:
+        return params["user_access_key"]
+    if params["api"] == "seaweedfs":
+        return seaweedfs_admin.access_key_for(params["name"])
+    return params["name"]
+
+
+def desired_policy(params):
+    if params["access"] == "add_only":
+        policy = sp.backup_writer_policy(params["buckets"][0], params["prefix"])
+    else:
+        policy = sp.user_policy(params["buckets"])
+    if params["api"] == "seaweedfs":
+        policy = seaweedfs_admin.policy_for_server(policy)
+    return policy
+
+
 class UserModule(object):
 
     def __init__(self, module, conn):
@@ -446,9 +520,9 @@ class UserModule(object):
         self.conn = conn
         p = module.params
         self.name = p["name"]
-        self.access_key = p["user_access_key"] or p["name"]
+        self.access_key = default_access_key(p)
         self.policy_name = p["policy_name"] or "%s-mastodon-rw" % p["name"]
-        self.backend = CephBackend(conn) if p["api"] == "ceph" else MinioBackend(conn)
+        self.backend = BACKENDS[p["api"]](conn)
         self.result = dict(changed=False, name=self.name, endpoint=conn.description, policy_name=self.policy_name)
         self.diff_before = dict(name=self.name)
         self.diff_after = dict(name=self.name)
@@ -464,13 +538,19 @@ class UserModule(object):
             msg = ("Cannot %s: %s rejected the admin credentials (%s). Check %s."
                    % (action, where, code, self.conn.credentials_hint))
         elif code == "AccessDenied" or getattr(exc, "status", None) == 403:
-            needs = ("the caps users=* and user-policy=*" if self.module.params["api"] == "ceph"
-                     else "admin rights on users and policies (the root user)")
+            needs = {"ceph": "the caps users=* and user-policy=*",
+                     "seaweedfs": "the Admin action (the server's AWS_ACCESS_KEY_ID identity)"}.get(
+                self.module.params["api"], "admin rights on users and policies (the root user)")
             msg = "Cannot %s: %s denied access (%s). The admin account of %s needs %s." % (
                 action, where, code or "HTTP 403", self.conn.credentials_option, needs)
         elif getattr(exc, "status", None) == 404 and self.module.params["api"] == "ceph":
             msg = ("Cannot %s: %s has no Ceph RGW Admin Ops API (HTTP 404 %s). Is it a Ceph RGW? Use api: minio for "
                    "MinIO." % (action, where, code or ""))
+        elif self.module.params["api"] == "seaweedfs" and getattr(exc, "status", None) in (400, 404, 405, 501) \
+                and code not in ("NoSuchEntity", "InvalidInput", "EntityAlreadyExists", "MalformedPolicyDocument"):
+            msg = ("Cannot %s: %s does not serve SeaweedFS's IAM API (HTTP %s %s). Is it a SeaweedFS S3 gateway with "
+                   "-s3.iam.readOnly=false? Use api: minio or api: ceph for other servers."
+                   % (action, where, exc.status, code or ""))
         elif (self.module.params["api"] == "minio" and getattr(exc, "status", None) in (400, 404, 405)
               and not (code or "").startswith("XMinio")):
             msg = ("Cannot %s: %s does not speak MinIO's admin API (HTTP %s %s). Use api: ceph for Ceph RGW."
@@ -588,8 +668,7 @@ class UserModule(object):
 
     def sync_policy(self, exists, user):
         p = self.module.params
-        desired = (sp.backup_writer_policy(p["buckets"][0], p["prefix"]) if p["access"] == "add_only"
-                   else sp.user_policy(p["buckets"]))
+        desired = desired_policy(p)
         current = self.call("read policy %s" % self.policy_name, self.backend.policy, self.name, self.policy_name) \
             if exists or self.module.params["api"] == "minio" else None
         attached = True
@@ -690,7 +769,7 @@ def main(module_class=AnsibleModule):
     argument_spec = s3u.s3_argument_spec(
         name=dict(type="str", required=True),
         state=dict(type="str", default="present", choices=["present", "absent"]),
-        api=dict(type="str", default="minio", choices=["minio", "ceph"]),
+        api=dict(type="str", default="minio", choices=["minio", "ceph", "seaweedfs"]),
         buckets=dict(type="list", elements="str", default=[]),
         access=dict(type="str", default="read_write", choices=["read_write", "add_only"]),
         prefix=dict(type="str", default=""),
@@ -717,6 +796,15 @@ def main(module_class=AnsibleModule):
         if p["user_access_key"] and p["user_access_key"] != p["name"]:
             module.fail_json(msg="user_access_key: a MinIO user's access key is its name; leave user_access_key unset "
                                  "or equal to name.")
+    if p["api"] == "seaweedfs":
+        if p["access"] == "add_only":
+            module.fail_json(msg="access: add_only cannot be enforced on SeaweedFS, whose user policies take Allow "
+                                 "statements only and whose Write action includes deletes. Keep backups on Ceph RGW, "
+                                 "AWS S3 or MinIO, or set access: read_write.")
+        problem = seaweedfs_admin.access_key_problem(default_access_key(p))
+        if problem:
+            module.fail_json(msg="user_access_key: %r is not usable: %s. Set user_access_key, or a name with letters "
+                                 "and digits." % (default_access_key(p), problem))
     if p["user_secret_key"] is not None and not 8 <= len(p["user_secret_key"]) <= 128:
         module.fail_json(msg="user_secret_key must be 8 to 128 characters long (MinIO needs at least 8).")
     with s3u.s3_connection(module) as conn:

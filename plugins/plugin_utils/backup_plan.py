@@ -74,7 +74,8 @@ def warnings(v):
     target = str(v.get("backup_s3_endpoint") or "")
     if v.get("minio_mode", "incluster") == "incluster":
         # the in-cluster S3 server is reached by its Service name, inside the cluster
-        same = ".svc" in target or target.rsplit("//", maxsplit=1)[-1].split(".")[0].split(":")[0] == "%s-minio" % v.get("minio_instance")
+        host = target.rsplit("//", maxsplit=1)[-1].split(".")[0].split(":")[0]
+        same = ".svc" in target or host in ("%s-%s" % (v.get("minio_instance"), server) for server in ("seaweedfs", "minio"))
     else:
         same = _server(v.get("minio_external_endpoint")) == _server(target)
     if same:

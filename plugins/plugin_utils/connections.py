@@ -40,7 +40,7 @@ NAMES = dict(
                    "elasticsearch_external_scheme", "elasticsearch_external_host", "elasticsearch_external_port",
                    "elasticsearch_external_user", "elasticsearch_external_password_secret", "elasticsearch_heap_percent",
                    "elasticsearch__tls_secret_name"),
-    minio=("minio_mode", "minio__endpoint", "minio_region", "minio_ingress_enabled", "minio_ingress_host",
+    minio=("minio_mode", "minio_s3_server", "minio__port", "minio__endpoint", "minio_region", "minio_ingress_enabled", "minio_ingress_host",
            "minio_ingress_bucket", "minio__secret_name", "minio__user_key", "minio__password_key", "minio_namespace",
            "minio__name", "minio_external_endpoint", "minio_external_alias_host", "minio_external_admin_secret",
            "minio_external_api"),
@@ -143,6 +143,11 @@ def elasticsearch(v):
                 ca_secret=None), None
 
 
+def incluster_s3_api(v):
+    """How the provisioning phase manages users on the in-cluster S3 server."""
+    return "minio" if v.get("minio_s3_server") == "minio" else "seaweedfs"
+
+
 def minio(v):
     if v["minio_mode"] == "incluster":
         alias = None
@@ -151,7 +156,8 @@ def minio(v):
         return dict(mode="incluster", endpoint=v["minio__endpoint"], region=v.get("minio_region"), alias_host=alias,
                     admin_secret=dict(name=v["minio__secret_name"], access_key=v["minio__user_key"],
                                       secret_key=v["minio__password_key"]),
-                    port_forward=dict(namespace=v["minio_namespace"], service=v["minio__name"], port=9000), api="minio"), None
+                    port_forward=dict(namespace=v["minio_namespace"], service=v["minio__name"], port=_int(v.get("minio__port"))),
+                    api=incluster_s3_api(v)), None
     endpoint = v.get("minio_external_endpoint")
     if not _text(endpoint) or not URL_RE.match(endpoint):
         return None, ("minio_mode=external needs minio_external_endpoint, an http:// or https:// URL "
@@ -164,13 +170,14 @@ def minio(v):
 
 SERVICES = dict(postgresql=postgresql, redis=redis, elasticsearch=elasticsearch, minio=minio)
 
-MINIO_ARCHIVED = ("minio_mode: incluster runs MinIO's community image, which gets no more security fixes (MinIO "
-                  "archived its community edition in 2025); for production prefer an external S3 service "
-                  "(minio_mode: external). See roles/minio/README.md.")
+MINIO_ARCHIVED = ("minio_s3_server: minio runs MinIO's community image, which gets no more security fixes (MinIO "
+                  "archived its community edition in 2025); for production prefer the default in-cluster server "
+                  "(minio_s3_server: seaweedfs, for a new instance) or an external S3 service (minio_mode: external). "
+                  "See roles/minio/README.md.")
 
 
 def warnings(service, v):
     """What an operator must be told about a backing service's settings, on every run."""
-    if service == "minio" and v.get("minio_mode") == "incluster":
+    if service == "minio" and v.get("minio_mode") == "incluster" and v.get("minio_s3_server") == "minio":
         return [MINIO_ARCHIVED]
     return []

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The lab's stand-in for the containers' first boot. In a real cluster the postgres and MinIO
+# The lab's stand-in for the containers' first boot. In a real cluster the postgres and S3 server
 # containers take their admin credentials from the Secrets our roles generate. In the lab the
-# pods are simulated and port-forwards reach the lab's own PostgreSQL and Ceph S3 server, so
+# pods are simulated and port-forwards reach the lab's own PostgreSQL, SeaweedFS (or, for
+# minio_s3_server: minio, Ceph RGW) and OpenSearch, so
 # we do the reverse: put the lab servers' admin credentials into those Secrets first (the roles
 # keep existing values), as an operator adopting existing servers would.
 #   usage: adopt-instance.sh <instance> [namespace]
@@ -19,6 +20,7 @@ apply_secret() {
     | "$kubectl" apply -f - >/dev/null
 }
 apply_secret "$instance-postgresql" --from-literal=postgres-password="$LAB_PG_PASSWORD"
+apply_secret "$instance-seaweedfs" --from-literal=root-user="$LAB_SEAWEEDFS_ACCESS_KEY" --from-literal=root-password="$LAB_SEAWEEDFS_SECRET_KEY"
 apply_secret "$instance-minio" --from-literal=root-user="$LAB_S3_ACCESS_KEY" --from-literal=root-password="$LAB_S3_SECRET_KEY"
 # The search server's admin password (the role keeps mastodon-password, which it generates).
 if [ -n "${LAB_OPENSEARCH_ADMIN_SECRET:-}" ]; then
@@ -34,4 +36,4 @@ SELECT format('CREATE ROLE postgres SUPERUSER LOGIN PASSWORD %L', :'pw')
  WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'postgres') \gexec
 SELECT format('ALTER ROLE postgres SUPERUSER LOGIN PASSWORD %L', :'pw') \gexec
 SQL
-echo "adopt-instance: $namespace/$instance uses the lab's PostgreSQL, S3 and OpenSearch admin credentials"
+echo "adopt-instance: $namespace/$instance uses the lab's PostgreSQL, S3 servers' and OpenSearch admin credentials"

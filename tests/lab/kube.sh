@@ -52,8 +52,8 @@ EOF
 # (which carries kwok's default node and pod stages).
 #
 # Port-forwards to simulated pods reach the lab's real services on loopback:
-# any pod's 5432 -> PostgreSQL, 6379 -> Redis, 9000/7480 -> the S3 server (Ceph RGW),
-# 9200 -> OpenSearch.
+# any pod's 5432 -> PostgreSQL, 6379 -> Redis, 8333 -> SeaweedFS (the in-cluster S3 server's
+# port), 9000/7480 -> Ceph RGW (in-cluster MinIO's port), 9200 -> OpenSearch.
 apiVersion: kwok.x-k8s.io/v1alpha1
 kind: ClusterPortForward
 metadata:
@@ -64,6 +64,8 @@ spec:
     target: {address: $LAB_HOST, port: $LAB_PG_PORT}
   - ports: [6379]
     target: {address: $LAB_HOST, port: $LAB_REDIS_PORT}
+  - ports: [8333]
+    target: {address: $LAB_HOST, port: $LAB_SEAWEEDFS_S3_PORT}
   - ports: [9000, 7480]
     target: {address: $LAB_HOST, port: $LAB_S3_PORT}
   - ports: [9200]

@@ -13,9 +13,9 @@ here="$(cd "$(dirname "$0")" && pwd)"
 
 # LAB_COMPONENTS limits the lab to some components (default: all of them).
 components() {
-  local want="${LAB_COMPONENTS:-postgresql redis s3 opensearch smtp kubernetes}" name script
+  local want="${LAB_COMPONENTS:-postgresql redis s3 seaweedfs opensearch smtp kubernetes}" name script
   printf '%s\n' "postgresql $here/services/postgresql.sh" "redis $here/services/redis.sh" \
-    "s3 $here/services/s3.sh" "opensearch $here/services/opensearch.sh" \
+    "s3 $here/services/s3.sh" "seaweedfs $here/services/seaweedfs.sh" "opensearch $here/services/opensearch.sh" \
     "smtp $here/services/smtp.sh" "kubernetes $here/kube.sh" |
     while read -r name script; do
       case " $want " in *" $name "*) echo "$name $script" ;; esac
