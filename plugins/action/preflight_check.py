@@ -50,7 +50,7 @@ OPTIONS = ("preflight_instance", "preflight_namespace", "preflight_kubeconfig", 
 RECORD_VARIABLES = dict(version="mastodon_version", local_domain="mastodon_local_domain",
                         db_host="postgresql_mode / postgresql_external_host", db_name="mastodon_db_name",
                         db_user="mastodon_db_user", s3_bucket="mastodon_s3_bucket",
-                        s3_endpoint="minio_mode / minio_external_endpoint")
+                        s3_endpoint="minio_mode / minio_s3_server / minio_external_endpoint")
 
 
 def _without_none(options):

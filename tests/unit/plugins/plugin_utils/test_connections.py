@@ -88,7 +88,19 @@ def test_settings_problems_name_each_variable():
 
 
 def test_the_in_cluster_minio_is_warned_about_on_every_run():
-    assert c.warnings("minio", dict(minio_mode="incluster")) == [c.MINIO_ARCHIVED]
+    assert c.warnings("minio", dict(minio_mode="incluster", minio_s3_server="minio")) == [c.MINIO_ARCHIVED]
+    assert c.warnings("minio", dict(minio_mode="incluster", minio_s3_server="seaweedfs")) == []
     assert "no more security fixes" in c.MINIO_ARCHIVED and "minio_mode: external" in c.MINIO_ARCHIVED
     assert c.warnings("minio", dict(minio_mode="external")) == []
     assert c.warnings("postgresql", dict(postgresql_mode="incluster")) == []
+
+
+def test_the_in_cluster_s3_server_decides_the_user_api_and_the_port():
+    base = dict(minio_mode="incluster", minio_region="us-east-1", minio__secret_name="s-seaweedfs", minio__user_key="root-user",
+                minio__password_key="root-password", minio_namespace="s", minio__name="s-seaweedfs",
+                minio__endpoint="http://s-seaweedfs.s.svc:8333", minio__port="8333", minio_s3_server="seaweedfs")
+    conn, problem = c.minio(base)
+    assert problem is None and conn["api"] == "seaweedfs", conn
+    assert conn["port_forward"] == dict(namespace="s", service="s-seaweedfs", port=8333)
+    conn, dummy = c.minio(dict(base, minio_s3_server="minio", minio__name="s-minio", minio__port="9000"))
+    assert conn["api"] == "minio" and conn["port_forward"]["port"] == 9000
