@@ -22,9 +22,7 @@ __metaclass__ = type
 
 import re
 
-from ansible_collections.fediverse.mastodon.plugins.module_utils.ceph_admin import (
-    CephAdminError, SignedClient, _xml_code,  # noqa: F401 pylint: disable=unused-import
-)
+from ansible_collections.fediverse.mastodon.plugins.module_utils.ceph_admin import CephAdminError, SignedClient
 
 ACCESS_KEY_RE = re.compile(r"^[A-Za-z0-9]{4,128}$")
 

@@ -50,6 +50,14 @@ def s3(access_key=None, secret_key=None):
                         config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
 
 
+def media_s3():
+    """The media bucket's server: the lab's SeaweedFS, which the in-cluster S3 Service reaches."""
+    return boto3.client("s3", endpoint_url=os.environ["LAB_SEAWEEDFS_URL"], region_name="us-east-1",
+                        aws_access_key_id=os.environ["LAB_SEAWEEDFS_ACCESS_KEY"],
+                        aws_secret_access_key=os.environ["LAB_SEAWEEDFS_SECRET_KEY"],
+                        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+
+
 def pg(database):
     conn = psycopg2.connect(host=os.environ["LAB_PG_HOST"], port=os.environ["LAB_PG_PORT"], user=os.environ["LAB_PG_USER"],
                             password=os.environ["LAB_PG_PASSWORD"], dbname=database)
@@ -130,11 +138,12 @@ def test_the_target_is_versioned_kept_30_days_and_its_writer_may_only_add(deploy
     assert len(versions) == 2, "an overwrite must keep the first version"
     for item in versions:
         admin.delete_object(Bucket=BUCKET, Key=key, VersionId=item["VersionId"])
-    # the media bucket is readable anonymously; the backup bucket is not
+    # the media bucket (on the in-cluster server) is readable anonymously; the backup bucket is not
     media_key = "probe-%s" % uuid.uuid4().hex[:6]
-    admin.put_object(Bucket=INSTANCE + "-media", Key=media_key, Body=b"public")
+    media_s3().put_object(Bucket=INSTANCE + "-media", Key=media_key, Body=b"public")
+    media_endpoint = os.environ["LAB_SEAWEEDFS_URL"].rstrip("/")
+    assert requests.get("%s/%s-media/%s" % (media_endpoint, INSTANCE, media_key), timeout=10).status_code == 200
     endpoint = os.environ["LAB_S3_ENDPOINT"].rstrip("/")
-    assert requests.get("%s/%s-media/%s" % (endpoint, INSTANCE, media_key), timeout=10).status_code == 200
     admin.put_object(Bucket=BUCKET, Key=INSTANCE + "/" + media_key, Body=b"private")
     assert requests.get("%s/%s/%s/%s" % (endpoint, BUCKET, INSTANCE, media_key), timeout=10).status_code == 403
     assert requests.get("%s/%s" % (endpoint, BUCKET), timeout=10).status_code == 403
@@ -289,22 +298,22 @@ def test_restore_refuses_a_corrupted_set_before_any_change(backed_up, deployed):
 def test_the_media_mirror_copies_everything_once_then_only_what_changed(deployed):
     """backup_media=mirror: site.yml creates the copy's bucket; backup.yml copies the media bucket
     (reached through the port-forward to the in-cluster S3 Service, with the media user's keys)."""
-    admin, media, copy = s3(), INSTANCE + "-media", INSTANCE + "-media-backup"
+    admin, source, media, copy = s3(), media_s3(), INSTANCE + "-media", INSTANCE + "-media-backup"
     bodies = dict(("media_attachments/files/%d/original/%s.png" % (i, uuid.uuid4().hex), os.urandom(500 + i)) for i in range(3))
     for key, body in bodies.items():
-        admin.put_object(Bucket=media, Key=key, Body=body)
+        source.put_object(Bucket=media, Key=key, Body=body)
     rc, out = run(deployed, "site.yml", "--tags", "backup", "-e", "backup_media=mirror")
     assert rc == 0, out[-4000:]
     assert admin.get_bucket_versioning(Bucket=copy)["Status"] == "Enabled"
     args = ("playbooks/backup.yml", "-e", "backup_runner=controller", "-e", "backup_media=mirror")
     rc, out = run(deployed, *args)
     assert rc == 0, out[-4000:]
-    total = len(admin.list_objects_v2(Bucket=media).get("Contents", []))
+    total = len(source.list_objects_v2(Bucket=media).get("Contents", []))
     assert "Media: %d objects in %s, %d copied now" % (total, media, total) in flat(out), out[-3000:]
     for key, body in bodies.items():
         assert admin.get_object(Bucket=copy, Key=key)["Body"].read() == body
     changed = sorted(bodies)[0]
-    admin.put_object(Bucket=media, Key=changed, Body=b"changed")
+    source.put_object(Bucket=media, Key=changed, Body=b"changed")
     rc, out = run(deployed, *args)
     assert rc == 0 and "Media: %d objects in %s, 1 copied now" % (total, media) in flat(out), out[-3000:]
     assert "%d unchanged" % (total - 1) in flat(out)
@@ -312,8 +321,8 @@ def test_the_media_mirror_copies_everything_once_then_only_what_changed(deployed
 
 
 def test_media_replication_is_checked_not_assumed(deployed):
-    """backup_media=replication: the lab's single-site RGW has no replication rule (it refuses to
-    store one), so backup.yml must fail saying so, rather than report the media as safe."""
+    """backup_media=replication: the media bucket on the in-cluster server (the lab's SeaweedFS) has
+    no replication rule, so backup.yml must fail saying so, rather than report the media as safe."""
     rc, out = run(deployed, "playbooks/backup.yml", "-e", "backup_runner=controller", "-e", "backup_media=replication")
     assert rc != 0 and "backup_media: replication, but the media bucket %s-media has no enabled replication rule" % INSTANCE in flat(out), \
         out[-3000:]

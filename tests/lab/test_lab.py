@@ -229,7 +229,7 @@ def service_pod(kube):
     if not _is_kwok_lab():
         pytest.skip("port-forward to the lab services needs the lab's kwok cluster")
     kube.apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "services", "labels": _labels("services")},
-                "spec": _pod_template("services", [5432, 6379, 9000, 9200])["spec"]})
+                "spec": _pod_template("services", [5432, 6379, 8333, 9000, 9200])["spec"]})
     kube.apply({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "postgresql"},
                 "spec": {"selector": _labels("services"), "ports": [{"port": 5432, "targetPort": 5432}]}})
     kube.wait_for("pod services Ready", lambda: _condition(kube.get("pod", "services"), "Ready") == "True")
@@ -287,6 +287,20 @@ def test_port_forward_reaches_s3(kube, service_pod):
     # An anonymous request to the S3 root answers with S3 XML (an empty bucket list or an error).
     assert status in (200, 403), status
     assert b"<?xml" in body or b"ListAllMyBucketsResult" in body, body[:200]
+
+
+def test_port_forward_to_8333_reaches_seaweedfs(kube, service_pod):
+    """The in-cluster S3 server's port reaches the lab's SeaweedFS: its admin keys are accepted there."""
+    url, access_key, secret_key = _env("LAB_SEAWEEDFS_URL", "LAB_SEAWEEDFS_ACCESS_KEY", "LAB_SEAWEEDFS_SECRET_KEY")
+    import boto3
+    pf = PortForward(kube, "pod/services", 8333)
+    try:
+        client = boto3.client("s3", endpoint_url="http://127.0.0.1:%d" % pf.local_port, aws_access_key_id=access_key,
+                              aws_secret_access_key=secret_key, region_name="us-east-1")
+        answer = client.list_buckets()
+    finally:
+        pf.close()
+    assert answer["ResponseMetadata"]["HTTPHeaders"]["server"].startswith("SeaweedFS"), answer["ResponseMetadata"]
 
 
 def test_port_forward_reaches_opensearch(kube, service_pod):
