@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: fediverse.mastodon contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters backup_job, backup_report and backup_restore_plan of the backup role (logic in plugin_utils/backup_plan.py)."""
+"""Filters backup_job, backup_report, backup_restore_plan and backup_summary of the backup role (logic in plugin_utils/backup_plan.py)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,11 @@ def backup_restore_plan(manifest, deployed_version, local_domain, instance, db_n
                                     confirm, allow_domain, stamp)
 
 
+def backup_summary(variables, instance):
+    return backup_plan.summary_line(variables or {}, instance)
+
+
 class FilterModule:
     def filters(self):
-        return {"backup_job": backup_job, "backup_report": backup_report, "backup_restore_plan": backup_restore_plan}
+        return {"backup_job": backup_job, "backup_report": backup_report, "backup_restore_plan": backup_restore_plan,
+                "backup_summary": backup_summary}

@@ -21,6 +21,22 @@ RECIPIENT_RE = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")
 SET_ID_RE = re.compile(r"^\d{8}T\d{6}Z$")
 
 
+SUMMARY_DEFAULTS = dict(backup_schedule="15 3 * * *", backup_time_zone="Etc/UTC")
+"""The backup role's defaults the summary play needs (it runs without the role);
+tests/unit/plugins/plugin_utils/test_backup_plan.py checks them against roles/backup/defaults/main.yml."""
+
+
+def summary_line(v, instance):
+    """The run summary's backup line, from the instance's variables (``v``: the play's vars, where the
+    backup role's defaults are absent)."""
+    if not _on(v.get("backup_enabled", False)):
+        return "Backups: OFF. No backup of this instance is made; see docs/backups.md"
+    value = dict(SUMMARY_DEFAULTS, backup_s3_bucket=instance + "-backups", backup_s3_prefix=instance)
+    value.update((k, v.get(k)) for k in value if v.get(k) is not None)
+    return "Backups: %s (%s) to s3://%s/%s; run one now with playbooks/backup.yml" % (
+        value["backup_schedule"], value["backup_time_zone"], value["backup_s3_bucket"], value["backup_s3_prefix"])
+
+
 def _on(value):
     return str(value).strip().lower() in ("1", "true", "yes", "on")
 

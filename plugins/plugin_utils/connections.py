@@ -143,6 +143,20 @@ def elasticsearch(v):
                 ca_secret=None), None
 
 
+S3_PORTS = dict(seaweedfs=8333, minio=9000)
+"""The S3 port of each in-cluster server (its usual one)."""
+
+
+def s3_port(server):
+    return S3_PORTS[server]
+
+
+def search_generated_secrets(password_secret, tls_generated, flavor, tls_secret):
+    """What the elasticsearch role generates once in the cluster: the passwords always, and the
+    TLS bundle only for OpenSearch when the operator names no Secret of their own."""
+    return [password_secret] + ([tls_generated] if flavor == "opensearch" and not tls_secret else [])
+
+
 def incluster_s3_api(v):
     """How the provisioning phase manages users on the in-cluster S3 server."""
     return "minio" if v.get("minio_s3_server") == "minio" else "seaweedfs"

@@ -59,6 +59,15 @@ def _uses_es_ca(s):
     return bool(es_ca_secret(s)) and as_bool((s.get("elasticsearch_connection") or {}).get("enabled", False))
 
 
+ES_CA_DIR = "/opt/mastodon/es-ca"
+
+
+def es_ca_file(s):
+    """Mastodon's ES_CA_FILE: where the search server's CA is mounted, or None when it is not
+    (the same decision as the mount, so the two cannot drift)."""
+    return ES_CA_DIR + "/ca.crt" if _uses_es_ca(s) else None
+
+
 def container(spec, s):
     """One container from ``spec``: name, image, command, env (per-process values), resources,
     env_name (the ConfigMap and Secret of its environment), with_volumes, and optional ports and
@@ -73,7 +82,7 @@ def container(spec, s):
     if spec.get("with_volumes") and _uses_pvc(s):
         mounts.append(dict(name="system", mountPath="/opt/mastodon/public/system"))
     if spec.get("with_volumes") and _uses_es_ca(s):
-        mounts.append(dict(name="es-ca", mountPath="/opt/mastodon/es-ca", readOnly=True))
+        mounts.append(dict(name="es-ca", mountPath=ES_CA_DIR, readOnly=True))
     mounts += list(s.get("extra_volume_mounts") or [])
     if mounts:
         out["volumeMounts"] = mounts

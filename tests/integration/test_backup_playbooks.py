@@ -40,6 +40,7 @@ INSTANCE = "molsite-bkp"
 DATABASE = INSTANCE.replace("-", "_") + "_production"
 ROLE = INSTANCE.replace("-", "_") + "_mastodon"
 BUCKET = INSTANCE + "-backups"
+SITE_OUTPUT = []
 TEXTS = ["Grüße aus Köln", "東京で会いましょう", "Привет, мир", "🐘 toot", "quote ' \" \\"]
 
 
@@ -86,6 +87,7 @@ def deployed(kubernetes):
         adopt(INSTANCE)
         rc, out = run(directory, "site.yml")
         assert rc == 0, out[-6000:]
+        SITE_OUTPUT.append(out)
         rng = random.Random(7)
         conn = pg(DATABASE)
         cur = conn.cursor()
@@ -116,6 +118,11 @@ def test_site_sets_up_the_schedule_the_api_server_accepts(deployed):
     for name in ("mastodon_backup.py", "dump.sh"):
         with open(os.path.join(here, name)) as handle:
             assert scripts[name].rstrip("\n") == handle.read().rstrip("\n")
+
+
+def test_the_run_summary_names_the_schedule_and_the_target(deployed):
+    assert ("Backups: 15 3 * * * (Etc/UTC) to s3://%s/%s; run one now with playbooks/backup.yml" % (BUCKET, INSTANCE)
+            in flat(SITE_OUTPUT[0])), SITE_OUTPUT[0][-3000:]
 
 
 def test_the_target_is_versioned_kept_30_days_and_its_writer_may_only_add(deployed):

@@ -159,3 +159,15 @@ def test_long_database_names_are_cut_to_postgresqls_63_characters():
     result = plan(db_name="d" * 60)
     assert len(result["new_database"]) == 63 and result["new_database"].endswith("_restore_20261202t031500z")
     assert len(result["keep_as"]) == 63 and result["keep_as"].endswith("_before_20261202112233")
+
+
+def test_the_summary_line_uses_the_backup_roles_defaults():
+    import yaml
+    with open("roles/backup/defaults/main.yml") as f:
+        defaults = yaml.safe_load(f)
+    assert all(defaults[k] == v for k, v in backup_plan.SUMMARY_DEFAULTS.items())
+    assert backup_plan.summary_line({}, "social").startswith("Backups: OFF.")
+    assert backup_plan.summary_line({"backup_enabled": "true"}, "social") == (
+        "Backups: 15 3 * * * (Etc/UTC) to s3://social-backups/social; run one now with playbooks/backup.yml")
+    assert backup_plan.summary_line({"backup_enabled": True, "backup_schedule": "0 1 * * *", "backup_s3_bucket": "b",
+                            "backup_s3_prefix": ""}, "s") == "Backups: 0 1 * * * (Etc/UTC) to s3://b/; run one now with playbooks/backup.yml"

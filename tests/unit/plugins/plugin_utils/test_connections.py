@@ -95,6 +95,14 @@ def test_the_in_cluster_minio_is_warned_about_on_every_run():
     assert c.warnings("postgresql", dict(postgresql_mode="incluster")) == []
 
 
+def test_search_generates_tls_only_for_opensearch_without_the_operators_secret():
+    pw, tls = {"name": "pw"}, {"name": "tls"}
+    assert c.search_generated_secrets(pw, tls, "opensearch", None) == [pw, tls]
+    assert c.search_generated_secrets(pw, tls, "opensearch", "mine") == [pw]
+    assert c.search_generated_secrets(pw, tls, "elasticsearch", None) == [pw]
+    assert (c.s3_port("seaweedfs"), c.s3_port("minio")) == (8333, 9000)
+
+
 def test_the_in_cluster_s3_server_decides_the_user_api_and_the_port():
     base = dict(minio_mode="incluster", minio_region="us-east-1", minio__secret_name="s-seaweedfs", minio__user_key="root-user",
                 minio__password_key="root-password", minio_namespace="s", minio__name="s-seaweedfs",

@@ -49,6 +49,18 @@ def test_volumes_follow_s3_and_the_search_ca_only_where_asked():
     assert [v["name"] for v in mo.pod_spec({"containers": [bare]}, s)["volumes"]] == ["x"]
 
 
+def test_es_ca_file_is_set_exactly_when_the_ca_is_mounted():
+    for change in ({}, dict(elasticsearch_connection={"enabled": True}),
+                   dict(elasticsearch_ca_secret={"name": "ca", "key": "c"}),
+                   dict(elasticsearch_connection={"enabled": True}, elasticsearch_ca_secret={"name": "ca", "key": "c"}),
+                   dict(elasticsearch_connection={"enabled": True, "ca_secret": {"name": "os-tls", "key": "ca.crt"}})):
+        s = settings(**change)
+        mounted = [m["mountPath"] for m in mo.container(SPEC, s).get("volumeMounts", []) if m["name"] == "es-ca"]
+        assert mo.es_ca_file(s) == (mounted[0] + "/ca.crt" if mounted else None), change
+    assert mo.es_ca_file(settings(elasticsearch_connection={"enabled": "true", "ca_secret": {"name": "t", "key": "ca.crt"}})) \
+        == "/opt/mastodon/es-ca/ca.crt"
+
+
 def test_the_pod_spec_sets_only_the_fields_that_have_a_value():
     pod = mo.pod_spec({"containers": ["c"], "node_selector": {}, "tolerations": [], "affinity": {}, "spread": []}, settings())
     assert pod == {"serviceAccountName": "social-mastodon", "automountServiceAccountToken": False, "enableServiceLinks": False,
