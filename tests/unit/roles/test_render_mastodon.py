@@ -110,3 +110,42 @@ def test_the_in_cluster_opensearch_ca_reaches_mastodon_as_es_ca_file():
     volume = [v for v in web["volumes"] if v["name"] == "es-ca"][0]
     assert volume["secret"]["secretName"] == "localhost-elasticsearch-tls" and volume["secret"]["items"] == [{"key": "ca.crt", "path": "ca.crt"}]
     assert {"name": "es-ca", "mountPath": "/opt/mastodon/es-ca", "readOnly": True} in web["containers"][0]["volumeMounts"]
+
+
+def _deployment(objects, name):
+    return [d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == name][0]["spec"]["template"]["spec"]
+
+
+def _env(container):
+    return dict((e["name"], e.get("value")) for e in container.get("env", []))
+
+
+def test_metrics_web_through_its_exporter_container_sidekiq_in_process_streaming_on_its_port():
+    """Puma runs several processes, which Mastodon's in-process exporter cannot serve: web's
+    processes report to an exporter container of the pod; sidekiq serves its own; the metrics
+    namespace may reach all three (streaming on its own port)."""
+    objects = render_role("mastodon", dict(CONNECTIONS, mastodon_prometheus_enabled=True, mastodon_networkpolicy_enabled=True,
+                                           mastodon_networkpolicy_metrics_namespace="monitoring"))
+    config = [c["data"] for c in by_kind(objects, "ConfigMap") if c["metadata"]["name"] == "localhost-mastodon-env"][0]
+    assert config["MASTODON_PROMETHEUS_EXPORTER_ENABLED"] == "true" and "MASTODON_PROMETHEUS_EXPORTER_LOCAL" not in config
+    web = _deployment(objects, "localhost-web")
+    assert [c["name"] for c in web["containers"]] == ["web", "prometheus-exporter"]
+    puma, exporter = web["containers"]
+    assert [p["name"] for p in puma["ports"]] == ["http"]
+    assert (_env(puma)["PROMETHEUS_EXPORTER_HOST"], _env(puma)["PROMETHEUS_EXPORTER_PORT"]) == ("localhost", "9394")
+    assert "MASTODON_PROMETHEUS_EXPORTER_LOCAL" not in _env(puma)
+    assert exporter["command"] == ["bundle", "exec", "prometheus_exporter", "--bind", "0.0.0.0", "--port", "9394"]
+    assert exporter["ports"] == [{"name": "metrics", "containerPort": 9394, "protocol": "TCP"}]
+    assert not any(k in exporter for k in ("readinessProbe", "livenessProbe", "startupProbe", "volumeMounts"))
+    for worker in [d for d in by_kind(objects, "Deployment") if "-sidekiq-" in d["metadata"]["name"]]:
+        container = worker["spec"]["template"]["spec"]["containers"][0]
+        env = _env(container)
+        assert (env["MASTODON_PROMETHEUS_EXPORTER_LOCAL"], env["MASTODON_PROMETHEUS_EXPORTER_HOST"]) == ("true", "0.0.0.0")
+        assert {"name": "metrics", "containerPort": 9394, "protocol": "TCP"} in container["ports"]
+    policies = dict((p["metadata"]["name"], p) for p in by_kind(objects, "NetworkPolicy"))
+    for component, port in (("web", 9394), ("sidekiq", 9394), ("streaming", 4000)):
+        rules = policies["localhost-" + component]["spec"]["ingress"]
+        assert {"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+                "ports": [{"protocol": "TCP", "port": port}]} in rules, component
+    off = render_role("mastodon", CONNECTIONS)
+    assert [c["name"] for c in _deployment(off, "localhost-web")["containers"]] == ["web"]
