@@ -2,8 +2,8 @@
 # Copyright: fediverse.mastodon contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filters mastodon_settings and mastodon_cluster_state: the mastodon role's decisions, in
-Python (plugin_utils/mastodon_plan.py); mastodon_container, mastodon_pod_spec and
-mastodon_es_ca_file: the pod parts the role's templates share (plugin_utils/mastodon_objects.py)."""
+Python (plugin_utils/mastodon_plan.py); mastodon_container, mastodon_pod_spec, mastodon_es_ca_file
+and mastodon_endpoint_egress: the pod parts the role's templates share (plugin_utils/mastodon_objects.py)."""
 
 from __future__ import annotations
 
@@ -18,5 +18,6 @@ class FilterModule:
             "mastodon_container": mastodon_objects.container,
             "mastodon_env_sections": mastodon_objects.env_sections,
             "mastodon_es_ca_file": mastodon_objects.es_ca_file,
+            "mastodon_endpoint_egress": mastodon_objects.endpoint_egress,
             "mastodon_pod_spec": mastodon_objects.pod_spec,
         }

@@ -14,6 +14,9 @@ equal to the live ones on a rerun and nothing is sent.
 
 from __future__ import annotations
 
+import ipaddress
+import re
+
 from ansible_collections.fediverse.mastodon.plugins.plugin_utils.inputs import as_bool
 
 
@@ -117,3 +120,83 @@ def pod_spec(spec, s):
     if s.get("host_aliases"):
         out["hostAliases"] = s["host_aliases"]
     return out
+
+
+# -- egress to the configured endpoints ------------------------------------------------------
+
+# Which endpoints each component talks to (the Jobs run migrations, tootctl and the media clean-up).
+ENDPOINT_USERS = dict(db=("web", "streaming", "sidekiq", "jobs"), redis=("web", "streaming", "sidekiq", "jobs"),
+                      s3=("web", "sidekiq", "jobs"), search=("web", "sidekiq", "jobs"), smtp=("web", "sidekiq"))
+
+
+def _host_port(url, default_port):
+    match = re.match(r"^(?:[a-z][a-z0-9+.-]*://)?(?:[^@/]*@)?(\[[^\]]+\]|[^:/]+)(?::(\d+))?", str(url or ""), re.I)
+    if not match:
+        return None, None
+    host = match.group(1).strip("[]")
+    port = int(match.group(2)) if match.group(2) else default_port
+    return host, port
+
+
+def _endpoints(s):
+    """(kind, host, port) of every endpoint outside the instance's own in-cluster services."""
+    out = []
+    db = s.get("db_connection") or {}
+    if db.get("mode") != "incluster":
+        for host, port in ((db.get("host"), db.get("port")), (db.get("direct_host"), db.get("direct_port"))):
+            if host:
+                out.append(("db", host, int(port or 5432)))
+    replica = s.get("db_replica") or {}
+    if replica.get("host"):
+        out.append(("db", replica["host"], int(replica.get("port") or db.get("port") or 5432)))
+    redis = s.get("redis_connection") or {}
+    for conn in (redis if redis.get("mode") != "incluster" else {}, redis.get("cache") or {}, s.get("redis_sidekiq_connection") or {}):
+        if conn.get("host") and conn.get("mode") != "incluster":
+            out.append(("redis", conn["host"], int(conn.get("port") or 6379)))
+    s3 = s.get("s3_connection") or {}
+    if as_bool(s.get("s3_enabled")) and s3.get("mode") != "incluster" and s3.get("endpoint"):
+        scheme = str(s3["endpoint"]).split(":", 1)[0].lower()
+        host, port = _host_port(s3["endpoint"], 80 if scheme == "http" else 443)
+        if host:
+            out.append(("s3", host, port))
+    es = s.get("elasticsearch_connection") or {}
+    if as_bool(es.get("enabled", False)) and es.get("mode") != "incluster" and es.get("host"):
+        host, dummy = _host_port(es["host"], None)
+        out.append(("search", host, int(es.get("port") or 9200)))
+    if s.get("smtp_server"):
+        out.append(("smtp", s["smtp_server"], int(s.get("smtp_port") or 587)))
+    return out
+
+
+def _peer(host, port, everywhere):
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if address is not None:
+        to = [dict(ipBlock=dict(cidr="%s/%d" % (address, address.max_prefixlen)))]
+    else:
+        parts = host.rstrip(".").split(".")
+        if len(parts) >= 3 and parts[2] == "svc":
+            # a Service of another namespace: <service>.<namespace>.svc[.cluster.local]
+            to = [dict(namespaceSelector=dict(matchLabels={"kubernetes.io/metadata.name": parts[1]}))]
+        else:
+            # A NetworkPolicy cannot name a host: the endpoint's port, anywhere.
+            to = everywhere
+    return dict(to=to, ports=[dict(protocol="TCP", port=port)])
+
+
+def endpoint_egress(s, component):
+    """The egress rules ``component`` needs for the endpoints outside the instance (an external
+    database, Redis, S3, search or SMTP server), one per distinct destination: an IP address is
+    allowed alone, a Service of another namespace by its namespace, and a host name (which a
+    NetworkPolicy cannot name) as the endpoint's port to any address."""
+    everywhere = [dict(ipBlock=dict(cidr="0.0.0.0/0")), dict(ipBlock=dict(cidr="::/0"))]
+    rules = []
+    for kind, host, port in _endpoints(s):
+        if component not in ENDPOINT_USERS[kind]:
+            continue
+        rule = _peer(host, port, everywhere)
+        if rule not in rules:
+            rules.append(rule)
+    return rules

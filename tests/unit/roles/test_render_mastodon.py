@@ -149,3 +149,20 @@ def test_metrics_web_through_its_exporter_container_sidekiq_in_process_streaming
                 "ports": [{"protocol": "TCP", "port": port}]} in rules, component
     off = render_role("mastodon", CONNECTIONS)
     assert [c["name"] for c in _deployment(off, "localhost-web")["containers"]] == ["web"]
+
+
+def test_the_jobs_reach_an_external_s3_and_streaming_an_external_database():
+    """The media clean-up CronJob (a Job) gets no internet egress: an external S3 must be allowed
+    by name of its endpoint, and streaming must reach an external database."""
+    import copy
+    connections = copy.deepcopy(CONNECTIONS)
+    connections["minio_connection"].update(mode="external", endpoint="https://s3.example.org")
+    connections["postgresql_connection"].update(mode="external", host="192.0.2.10", direct_host="192.0.2.10")
+    objects = render_role("mastodon", dict(connections, mastodon_networkpolicy_enabled=True))
+    policies = dict((p["metadata"]["name"], p["spec"]["egress"]) for p in by_kind(objects, "NetworkPolicy"))
+    s3 = {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}, {"ipBlock": {"cidr": "::/0"}}], "ports": [{"protocol": "TCP", "port": 443}]}
+    db = {"to": [{"ipBlock": {"cidr": "192.0.2.10/32"}}], "ports": [{"protocol": "TCP", "port": 5432}]}
+    assert s3 in policies["localhost-jobs"] and db in policies["localhost-jobs"]
+    assert db in policies["localhost-streaming"] and s3 not in policies["localhost-streaming"]
+    off = render_role("mastodon", dict(connections, mastodon_networkpolicy_enabled=True, mastodon_networkpolicy_endpoint_egress=False))
+    assert s3 not in [r for p in by_kind(off, "NetworkPolicy") if p["metadata"]["name"] == "localhost-jobs" for r in p["spec"]["egress"]]

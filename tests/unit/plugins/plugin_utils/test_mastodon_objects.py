@@ -76,3 +76,29 @@ def test_env_sections_are_all_present_and_extra_wins_over_config():
     got = mo.env_sections({"config": {"A": "1", "B": "2"}, "extra": {"B": "3"}, "secret": None, "refs": None})
     assert got == {"config": {"A": "1", "B": "3"}, "secret": {}, "refs": [], "computed": {}, "urls": []}
     assert mo.env_sections(None) == {"config": {}, "secret": {}, "refs": [], "computed": {}, "urls": []}
+
+
+def test_endpoint_egress_follows_the_endpoints_each_component_uses():
+    s = dict(db_connection={"mode": "external", "host": "10.1.2.3", "port": 5432, "direct_host": "10.1.2.3", "direct_port": 5432},
+             redis_connection={"mode": "external", "host": "redis.data.svc.cluster.local", "port": 6379, "cache": None},
+             s3_enabled=True, s3_connection={"mode": "external", "endpoint": "https://s3.eu-central-1.amazonaws.com"},
+             elasticsearch_connection={"enabled": True, "mode": "external", "host": "search.example.org", "port": 9200},
+             smtp_server="smtp.example.org", smtp_port=587)
+    anywhere = [{"ipBlock": {"cidr": "0.0.0.0/0"}}, {"ipBlock": {"cidr": "::/0"}}]
+    db = {"to": [{"ipBlock": {"cidr": "10.1.2.3/32"}}], "ports": [{"protocol": "TCP", "port": 5432}]}
+    redis = {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "data"}}}],
+             "ports": [{"protocol": "TCP", "port": 6379}]}
+    s3 = {"to": anywhere, "ports": [{"protocol": "TCP", "port": 443}]}
+    search = {"to": anywhere, "ports": [{"protocol": "TCP", "port": 9200}]}
+    smtp = {"to": anywhere, "ports": [{"protocol": "TCP", "port": 587}]}
+    assert mo.endpoint_egress(s, "jobs") == [db, redis, s3, search]
+    assert mo.endpoint_egress(s, "streaming") == [db, redis]
+    assert mo.endpoint_egress(s, "sidekiq") == [db, redis, s3, search, smtp]
+    # the instance's own in-cluster services are reached through the backing-components rule
+    inside = dict(s, db_connection={"mode": "incluster", "host": "social-postgresql.social.svc", "port": 5432},
+                  redis_connection={"mode": "incluster", "host": "social-redis.social.svc", "port": 6379},
+                  s3_connection={"mode": "incluster", "endpoint": "http://social-seaweedfs.social.svc:8333"},
+                  elasticsearch_connection={"enabled": False}, smtp_server=None)
+    assert mo.endpoint_egress(inside, "jobs") == []
+    ipv6 = dict(inside, s3_connection={"mode": "external", "endpoint": "http://[fd00::5]:9000"})
+    assert mo.endpoint_egress(ipv6, "jobs") == [{"to": [{"ipBlock": {"cidr": "fd00::5/128"}}], "ports": [{"protocol": "TCP", "port": 9000}]}]
