@@ -27,7 +27,7 @@ SECRET_NAME_RE = re.compile(r"(password|passwd|secret(?!_name|_refs$)|_key$|_key
 
 # The longest suffixes the mastodon role appends to the instance name (Job names carry the version).
 JOB_SUFFIXES = ("-db-migrate-post-", "-db-migrate-pre-", "-search-deploy-", "-db-prepare-")
-CRONJOB_SUFFIXES = ("-media-remove",)
+CRONJOB_SUFFIXES = ("-media-prune-profiles", "-media-remove-orphans", "-preview-cards-remove")
 MODES = ("incluster", "external")
 
 

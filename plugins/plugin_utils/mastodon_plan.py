@@ -41,6 +41,33 @@ def _bool(value):
     return inputs.as_bool(value)
 
 
+# The maintenance CronJobs: (name, variable prefix, tootctl arguments, takes --days). Each is on with
+# <prefix>_enabled and runs at <prefix>_schedule; the names are <instance>-<name>.
+MAINTENANCE = (
+    ("media-remove", "mastodon_media_remove", ["media", "remove"], True),
+    ("media-prune-profiles", "mastodon_media_prune_profiles", ["media", "remove", "--prune-profiles"], True),
+    ("preview-cards-remove", "mastodon_preview_cards_remove", ["preview_cards", "remove"], True),
+    ("media-remove-orphans", "mastodon_media_remove_orphans", ["media", "remove-orphans"], False),
+    ("statuses-remove", "mastodon_statuses_remove", ["statuses", "remove"], True),
+    ("accounts-prune", "mastodon_accounts_prune", ["accounts", "prune"], False),
+)
+
+
+def maintenance_jobs(v):
+    """The enabled maintenance CronJobs: dict(name, schedule, command), in MAINTENANCE's order."""
+    out = []
+    for name, prefix, args, days in MAINTENANCE:
+        if not _bool(v.get(prefix + "_enabled")):
+            continue
+        command = ["bin/tootctl"] + list(args)
+        if days:
+            command += ["--days", str(int(v.get(prefix + "_days")))]
+        if name == "media-remove" and _bool(v.get("mastodon_media_remove_keep_interacted")):
+            command.append("--keep-interacted")
+        out.append(dict(name=name, schedule=str(v.get(prefix + "_schedule")), command=command))
+    return out
+
+
 def _pods(enabled, maximum, replicas):
     return int(maximum if _bool(enabled) else replicas)
 
@@ -80,8 +107,7 @@ def managed_set(v):
     for component in ("web", "streaming"):
         if _bool(v.get("mastodon_%s_pdb_enabled" % component)):
             out.append("PodDisruptionBudget/%s-%s" % (instance, component))
-    if _bool(v.get("mastodon_media_remove_enabled")):
-        out.append("CronJob/%s-media-remove" % instance)
+    out += ["CronJob/%s-%s" % (instance, job["name"]) for job in maintenance_jobs(v)]
     if _bool(v.get("mastodon_networkpolicy_enabled")):
         out += ["NetworkPolicy/%s-%s" % (instance, c) for c in ("web", "streaming", "sidekiq", "jobs")]
     routing = v.get("mastodon_routing")
@@ -121,6 +147,11 @@ def role_problems(v, size):
     if v.get("mastodon_routing") == "httproute" and not v.get("mastodon_httproute_parent_refs"):
         p.append("mastodon_httproute_parent_refs: mastodon_routing 'httproute' needs the Gateway, for example "
                  "[{name: public, namespace: gateway, sectionName: https}]")
+    if _bool(v.get("mastodon_media_remove_enabled")) and _bool(v.get("mastodon_media_remove_keep_interacted")):
+        have = parse_version(str(v.get("mastodon_version") or ""))
+        if have is not None and have[:2] < (4, 6):
+            p.append("mastodon_media_remove_keep_interacted: tootctl media remove --keep-interacted came with Mastodon 4.6; "
+                     "mastodon_version is %s. Turn it off, or upgrade first" % v.get("mastodon_version"))
     if not v.get("mastodon_routing_hosts"):
         p.append("mastodon_routing_hosts: may not be empty")
     return p
@@ -136,7 +167,7 @@ def settings(v):
         problems.extend(check(v))
     problems.extend(role_problems(v, size))
     return dict(version_slug=inputs.version_slug(v["mastodon_version"]), owner_job_name="%s-owner-%s" % (instance, owner),
-                sizing=size, managed_set=",".join(managed_set(v)), problems=problems)
+                sizing=size, managed_set=",".join(managed_set(v)), maintenance_jobs=maintenance_jobs(v), problems=problems)
 
 
 def _owned_replicas(deployment):

@@ -84,3 +84,12 @@ def test_the_cluster_is_named_in_one_place(role):
             assert value == "{{ mastodon_k8s_kubeconfig | default(none) }}", name
         if name.endswith(("_kube_context", "_k8s_context")) and name != "mastodon_k8s_context":
             assert value == "{{ mastodon_k8s_context | default(none) }}", name
+
+
+@pytest.mark.parametrize("role", ["mastodon", "preflight"])
+def test_the_readme_lists_every_variable(role):
+    """These roles' READMEs document every variable of their defaults (a new one must be added there)."""
+    defaults = load(role, "defaults", "main.yml")
+    with open(os.path.join(REPO, "roles", role, "README.md")) as fh:
+        readme = fh.read()
+    assert [name for name in defaults if "`%s`" % name not in readme] == []

@@ -166,3 +166,18 @@ def test_the_jobs_reach_an_external_s3_and_streaming_an_external_database():
     assert db in policies["localhost-streaming"] and s3 not in policies["localhost-streaming"]
     off = render_role("mastodon", dict(connections, mastodon_networkpolicy_enabled=True, mastodon_networkpolicy_endpoint_egress=False))
     assert s3 not in [r for p in by_kind(off, "NetworkPolicy") if p["metadata"]["name"] == "localhost-jobs" for r in p["spec"]["egress"]]
+
+
+EVERYTHING_ON = dict(mastodon_prometheus_enabled=True, mastodon_networkpolicy_enabled=True,
+                     mastodon_networkpolicy_metrics_namespace="monitoring",
+                     mastodon_media_remove_enabled=True, mastodon_media_remove_keep_interacted=True,
+                     mastodon_media_prune_profiles_enabled=True, mastodon_preview_cards_remove_enabled=True,
+                     mastodon_media_remove_orphans_enabled=True, mastodon_statuses_remove_enabled=True,
+                     mastodon_accounts_prune_enabled=True)
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_every_optional_object_validates_against_kubernetes_schema(version):
+    objects = render_role("mastodon", dict(CONNECTIONS, **EVERYTHING_ON))
+    assert len(by_kind(objects, "CronJob")) == 6
+    validate_all([o for o in objects if o["apiVersion"] != "gateway.networking.k8s.io/v1"], version)

@@ -25,6 +25,12 @@ BASE = dict(
     mastodon_owner_email=None, mastodon_db_max_connections=None, mastodon_db_connection={"host": "db", "port": 5432},
     mastodon_redis_connection={"host": "redis", "port": 6379}, mastodon_s3_enabled=True,
     mastodon_s3_connection={"endpoint": "http://s3"},
+    mastodon_media_remove_schedule="0 3 * * 0", mastodon_media_remove_days=7, mastodon_media_remove_keep_interacted=False,
+    mastodon_media_prune_profiles_enabled=False, mastodon_media_prune_profiles_schedule="30 3 * * 0", mastodon_media_prune_profiles_days=30,
+    mastodon_preview_cards_remove_enabled=False, mastodon_preview_cards_remove_schedule="0 4 * * 0", mastodon_preview_cards_remove_days=30,
+    mastodon_media_remove_orphans_enabled=False, mastodon_media_remove_orphans_schedule="30 4 1 * *",
+    mastodon_statuses_remove_enabled=False, mastodon_statuses_remove_schedule="0 5 * * 0", mastodon_statuses_remove_days=90,
+    mastodon_accounts_prune_enabled=False, mastodon_accounts_prune_schedule="30 5 * * 0",
 )
 
 
@@ -140,3 +146,21 @@ def test_cluster_state_of_a_torn_down_instance_keeps_its_version_from_the_record
     assert "skips a minor series" in state["version_problem"]
     fresh = plan.cluster_state(dict(deployments=[], record={}, jobs=[]), settings())
     assert fresh["first_install"] is True and fresh["running_version"] == ""
+
+
+def test_maintenance_jobs_follow_their_switches_days_and_schedules():
+    every = dict((prefix + "_enabled", True) for dummy, prefix, dummy2, dummy3 in plan.MAINTENANCE)
+    jobs = plan.maintenance_jobs(settings(mastodon_media_remove_keep_interacted=True, mastodon_statuses_remove_days="120", **every))
+    assert [(j["name"], j["schedule"], " ".join(j["command"])) for j in jobs] == [
+        ("media-remove", "0 3 * * 0", "bin/tootctl media remove --days 7 --keep-interacted"),
+        ("media-prune-profiles", "30 3 * * 0", "bin/tootctl media remove --prune-profiles --days 30"),
+        ("preview-cards-remove", "0 4 * * 0", "bin/tootctl preview_cards remove --days 30"),
+        ("media-remove-orphans", "30 4 1 * *", "bin/tootctl media remove-orphans"),
+        ("statuses-remove", "0 5 * * 0", "bin/tootctl statuses remove --days 120"),
+        ("accounts-prune", "30 5 * * 0", "bin/tootctl accounts prune")]
+    assert [r for r in plan.managed_set(settings(**every)) if r.startswith("CronJob/")] == sorted(
+        "CronJob/social-" + j["name"] for j in jobs)
+    assert plan.maintenance_jobs(settings()) == []
+    problems = plan.settings(settings(mastodon_version="v4.5.2", mastodon_media_remove_enabled=True,
+                                      mastodon_media_remove_keep_interacted=True))["problems"]
+    assert [p.split(":")[0] for p in problems] == ["mastodon_media_remove_keep_interacted"]
