@@ -19,5 +19,6 @@ class FilterModule:
             "mastodon_env_sections": mastodon_objects.env_sections,
             "mastodon_es_ca_file": mastodon_objects.es_ca_file,
             "mastodon_endpoint_egress": mastodon_objects.endpoint_egress,
+            "mastodon_feature_env": mastodon_objects.feature_env,
             "mastodon_pod_spec": mastodon_objects.pod_spec,
         }

@@ -34,7 +34,7 @@ NAMES = dict(
                 "postgresql_external_sslmode", "postgresql_external_admin_user", "postgresql_external_admin_secret"),
     redis=("redis_mode", "redis_cache", "redis__host", "redis__cache_host", "redis__secret_name", "redis__secret_key",
            "redis__cache_secret_key", "redis_external_host", "redis_external_port", "redis_external_tls",
-           "redis_external_password_secret", "redis_external_cache"),
+           "redis_external_password_secret", "redis_external_user", "redis_external_cache"),
     elasticsearch=("elasticsearch_enabled", "elasticsearch_mode", "elasticsearch_flavor", "elasticsearch__host",
                    "elasticsearch_mastodon_user", "elasticsearch__secret_name", "elasticsearch__mastodon_key",
                    "elasticsearch_external_scheme", "elasticsearch_external_host", "elasticsearch_external_port",
@@ -118,7 +118,7 @@ def redis(v):
                       "has a password).")
     return dict(mode="external", host=v["redis_external_host"], port=_int(v.get("redis_external_port")),
                 tls=as_bool(v.get("redis_external_tls")), password_secret=v.get("redis_external_password_secret"),
-                cache=v.get("redis_external_cache")), None
+                user=v.get("redis_external_user") or None, cache=v.get("redis_external_cache")), None
 
 
 def elasticsearch(v):

@@ -367,6 +367,46 @@ CHECKS = (check_identity, check_version, check_services, check_server_versions, 
           check_cluster_access, check_quantities)
 
 
+def _stripped(value):
+    return "" if value is None else str(value).strip()
+
+
+def check_features(v):
+    """The optional Mastodon settings: Redis Sentinel, CDN and translation URLs, experimental features."""
+    p = []
+    for prefix, key in (("", "redis"), ("SIDEKIQ_", "redis_sidekiq"), ("CACHE_", "redis_cache")):
+        master, sentinels = _stripped(v.get("mastodon_%s_sentinel_master" % key)), v.get("mastodon_%s_sentinels" % key) or []
+        if bool(master) != bool(sentinels):
+            p.append("mastodon_%s_sentinel_master: Redis Sentinel needs both the master's name and at least one sentinel "
+                     "(mastodon_%s_sentinels, host:port), or neither" % (key, key))
+        for sentinel in sentinels:
+            if not re.match(r"^[A-Za-z0-9.-]+(:\d+)?$", _stripped(sentinel)):
+                p.append("mastodon_%s_sentinels: %r is not host or host:port" % (key, sentinel))
+        tls = v.get("redis_external_tls") if key == "redis" and v.get("redis_mode") == "external" else None
+        if master and as_bool(tls):
+            p.append("mastodon_%s_sentinel_master: Mastodon reaches a TLS Redis by %sREDIS_URL, which ignores Sentinel; "
+                     "use one or the other" % (key, prefix))
+    for name in ("mastodon_cdn_host", "mastodon_libre_translate_endpoint"):
+        value = _stripped(v.get(name))
+        if value and not re.match(r"^https?://[^/\s]+", value):
+            p.append("%s: %r must be a URL like https://host" % (name, value))
+    features = [_stripped(f) for f in v.get("mastodon_experimental_features") or []]
+    bad = [f for f in features if not re.match(r"^[a-z0-9_]+$", f)]
+    if bad:
+        p.append("mastodon_experimental_features: %s: a feature name is lowercase letters, digits and _" % ", ".join(bad))
+    if "fasp" in features and v.get("mastodon_sidekiq_workers") is not None:
+        queues = set()
+        for worker in v.get("mastodon_sidekiq_workers") or []:
+            queues.update(str(q).split(",")[0] for q in worker.get("queues") or [])
+        if "fasp" not in queues:
+            p.append("mastodon_experimental_features: fasp needs a sidekiq worker on the fasp queue; add fasp to a worker's "
+                     "queues in mastodon_sidekiq_workers")
+    return p
+
+
+CHECKS = CHECKS + (check_features,)
+
+
 def semantic_problems(v):
     """Every problem of the merged input ``v`` that argument specs cannot express, in a stable order.
 

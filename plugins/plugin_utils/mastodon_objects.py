@@ -200,3 +200,48 @@ def endpoint_egress(s, component):
         if rule not in rules:
             rules.append(rule)
     return rules
+
+
+# -- settings of Mastodon 4.4 to 4.6, Redis users and Sentinel, CDN --------------------------
+
+REDIS_PREFIXES = (("", "redis"), ("SIDEKIQ_", "redis_sidekiq"), ("CACHE_", "redis_cache"))
+
+
+def _text(value):
+    return "" if value is None else str(value).strip()
+
+
+def _flag(value):
+    return "true" if as_bool(value) else "false"
+
+
+def feature_env(s):
+    """The ConfigMap entries of the optional settings, from the role's variables (``s``, keys
+    without the ``mastodon_`` prefix); only what is set appears."""
+    env = {}
+    if _text(s.get("cdn_host")):
+        env["CDN_HOST"] = _text(s["cdn_host"])
+    hosts = [_text(h) for h in s.get("extra_media_hosts") or [] if _text(h)]
+    if hosts:
+        env["EXTRA_MEDIA_HOSTS"] = ",".join(hosts)
+    features = [_text(f) for f in s.get("experimental_features") or [] if _text(f)]
+    if features:
+        env["EXPERIMENTAL_FEATURES"] = ",".join(features)
+    if _text(s.get("libre_translate_endpoint")):
+        env["LIBRE_TRANSLATE_ENDPOINT"] = _text(s["libre_translate_endpoint"])
+    if s.get("db_replica"):
+        if s.get("db_replica_prepared_statements") is not None:
+            env["REPLICA_PREPARED_STATEMENTS"] = _flag(s["db_replica_prepared_statements"])
+        env["REPLICA_DB_TASKS"] = _flag(s.get("db_replica_db_tasks"))
+    if as_bool(s.get("query_log_tags_enabled")):
+        env["QUERY_LOG_TAGS_ENABLED"] = "true"
+    for prefix, key in REDIS_PREFIXES:
+        conn = s.get(key + "_connection") or {}
+        if _text(conn.get("user")):
+            env[prefix + "REDIS_USER"] = _text(conn["user"])
+        master, sentinels = _text(s.get(key + "_sentinel_master")), [_text(x) for x in s.get(key + "_sentinels") or [] if _text(x)]
+        if master and sentinels:
+            env[prefix + "REDIS_SENTINEL_MASTER"] = master
+            env[prefix + "REDIS_SENTINELS"] = ",".join(sentinels)
+    return env
+

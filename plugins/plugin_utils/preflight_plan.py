@@ -126,10 +126,11 @@ def _redis(v, opts, namespace, min_version, timeout):
         cred, password_variable = {}, "preflight_redis_password"
     check = dict(
         host=v.get("redis_external_host"), port=_int(v.get("redis_external_port"), 6379),
-        username=opts.get("preflight_redis_username"), tls=inputs.as_bool(v.get("redis_external_tls")),
-        min_version=min_version, timeout=timeout,
+        username=opts.get("preflight_redis_username") or v.get("redis_external_user"),
+        tls=inputs.as_bool(v.get("redis_external_tls")), min_version=min_version, timeout=timeout,
         variables=dict(host="redis_external_host", port="redis_external_port", tls="redis_external_tls",
-                       username="preflight_redis_username", password=password_variable))
+                       username="preflight_redis_username" if opts.get("preflight_redis_username") else "redis_external_user",
+                       password=password_variable))
     check.update(cred)
     return check
 

@@ -181,3 +181,21 @@ def test_every_optional_object_validates_against_kubernetes_schema(version):
     objects = render_role("mastodon", dict(CONNECTIONS, **EVERYTHING_ON))
     assert len(by_kind(objects, "CronJob")) == 6
     validate_all([o for o in objects if o["apiVersion"] != "gateway.networking.k8s.io/v1"], version)
+
+
+def test_the_optional_settings_reach_the_environment_and_the_api_key_the_secret():
+    objects = render_role("mastodon", dict(
+        CONNECTIONS, mastodon_cdn_host="https://assets.example.org", mastodon_extra_media_hosts=["https://media2.example.org"],
+        mastodon_experimental_features=["fasp"], mastodon_libre_translate_endpoint="https://translate.example.org",
+        mastodon_libre_translate_api_key="not-a-real-key", mastodon_query_log_tags_enabled=True,
+        mastodon_redis_sentinel_master="mymaster", mastodon_redis_sentinels=["sentinel-0:26379", "sentinel-1:26379"],
+        mastodon_db_replica={"host": "replica.example.org"}, mastodon_search_deploy_only_mapping=True))
+    env = [c["data"] for c in by_kind(objects, "ConfigMap") if c["metadata"]["name"] == "localhost-mastodon-env"][0]
+    assert (env["CDN_HOST"], env["EXTRA_MEDIA_HOSTS"], env["EXPERIMENTAL_FEATURES"]) == (
+        "https://assets.example.org", "https://media2.example.org", "fasp")
+    assert (env["LIBRE_TRANSLATE_ENDPOINT"], env["QUERY_LOG_TAGS_ENABLED"], env["REPLICA_DB_TASKS"]) == (
+        "https://translate.example.org", "true", "false")
+    assert (env["REDIS_SENTINEL_MASTER"], env["REDIS_SENTINELS"]) == ("mymaster", "sentinel-0:26379,sentinel-1:26379")
+    assert "LIBRE_TRANSLATE_API_KEY" not in env and "not-a-real-key" not in str(env)
+    secrets = [s for s in by_kind(objects, "Secret") if s["metadata"]["name"] == "localhost-mastodon-env"]
+    assert secrets and "LIBRE_TRANSLATE_API_KEY" in (secrets[0].get("stringData") or secrets[0].get("data"))

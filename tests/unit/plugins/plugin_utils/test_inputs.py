@@ -124,3 +124,23 @@ def test_quantities_of_the_in_cluster_services_are_checked_before_anything_chang
     assert problems == ["minio_memory_limit must be a size such as 512M, 1G or 1536M (binary units), not '2 gigs'",
                         "redis_cpu_request must be a CPU quantity such as 250m, 0.5 or 2, not 'fast'"]
     assert inputs.check_quantities in inputs.CHECKS
+
+
+def test_the_optional_mastodon_settings_are_checked():
+    from ansible_collections.fediverse.mastodon.plugins.plugin_utils import inputs as i
+    assert i.check_features({}) == []
+    problems = i.check_features(dict(
+        mastodon_redis_sentinel_master="m", mastodon_redis_sentinels=[],
+        mastodon_redis_cache_sentinel_master="c", mastodon_redis_cache_sentinels=["bad host!"],
+        mastodon_cdn_host="assets.example.org", mastodon_libre_translate_endpoint="https://t.example",
+        mastodon_experimental_features=["fasp", "Bad-Name"],
+        mastodon_sidekiq_workers=[{"name": "w", "queues": ["default", "scheduler"]}]))
+    assert [p.split(":")[0] for p in problems] == [
+        "mastodon_redis_sentinel_master", "mastodon_redis_cache_sentinels", "mastodon_cdn_host",
+        "mastodon_experimental_features", "mastodon_experimental_features"]
+    assert "fasp needs a sidekiq worker on the fasp queue" in problems[-1]
+    tls = i.check_features(dict(redis_mode="external", redis_external_tls=True, mastodon_redis_sentinel_master="m",
+                                mastodon_redis_sentinels=["s:26379"]))
+    assert len(tls) == 1 and "ignores Sentinel" in tls[0]
+    assert i.check_features(dict(mastodon_experimental_features=["fasp"],
+                                 mastodon_sidekiq_workers=[{"name": "w", "queues": ["fasp,2", "scheduler"]}])) == []

@@ -102,3 +102,21 @@ def test_endpoint_egress_follows_the_endpoints_each_component_uses():
     assert mo.endpoint_egress(inside, "jobs") == []
     ipv6 = dict(inside, s3_connection={"mode": "external", "endpoint": "http://[fd00::5]:9000"})
     assert mo.endpoint_egress(ipv6, "jobs") == [{"to": [{"ipBlock": {"cidr": "fd00::5/128"}}], "ports": [{"protocol": "TCP", "port": 9000}]}]
+
+
+def test_feature_env_sets_only_what_is_configured():
+    assert mo.feature_env({}) == {}
+    s = dict(cdn_host="https://assets.example.org", extra_media_hosts=["https://a.example", " ", "https://b.example"],
+             experimental_features=["fasp", "outgoing_quotes"], libre_translate_endpoint="https://translate.example.org",
+             db_replica={"host": "replica"}, db_replica_prepared_statements=False, db_replica_db_tasks=False,
+             query_log_tags_enabled=True,
+             redis_connection={"host": "r", "user": "mastodon"}, redis_cache_connection={"host": "c", "user": "cache"},
+             redis_sidekiq_sentinel_master="mymaster", redis_sidekiq_sentinels=["s1:26379", "s2"])
+    assert mo.feature_env(s) == {
+        "CDN_HOST": "https://assets.example.org", "EXTRA_MEDIA_HOSTS": "https://a.example,https://b.example",
+        "EXPERIMENTAL_FEATURES": "fasp,outgoing_quotes", "LIBRE_TRANSLATE_ENDPOINT": "https://translate.example.org",
+        "REPLICA_PREPARED_STATEMENTS": "false", "REPLICA_DB_TASKS": "false", "QUERY_LOG_TAGS_ENABLED": "true",
+        "REDIS_USER": "mastodon", "CACHE_REDIS_USER": "cache",
+        "SIDEKIQ_REDIS_SENTINEL_MASTER": "mymaster", "SIDEKIQ_REDIS_SENTINELS": "s1:26379,s2"}
+    # without a replica there is no REPLICA_* at all; a master without sentinels sets nothing
+    assert mo.feature_env(dict(db_replica=None, db_replica_db_tasks=True, redis_sentinel_master="m")) == {}
