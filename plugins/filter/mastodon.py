@@ -20,5 +20,6 @@ class FilterModule:
             "mastodon_es_ca_file": mastodon_objects.es_ca_file,
             "mastodon_endpoint_egress": mastodon_objects.endpoint_egress,
             "mastodon_feature_env": mastodon_objects.feature_env,
+            "mastodon_overrides": mastodon_objects.overrides,
             "mastodon_pod_spec": mastodon_objects.pod_spec,
         }

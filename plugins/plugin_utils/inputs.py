@@ -404,7 +404,41 @@ def check_features(v):
     return p
 
 
-CHECKS = CHECKS + (check_features,)
+OVERRIDE_KEYS = ("image", "container_security_context", "pod_security_context", "pod_labels", "pod_annotations",
+                 "deployment_labels", "deployment_annotations", "extra_env", "otel_service_name_prefix")
+RESERVED_LABEL_PREFIXES = ("app.kubernetes.io/", "mastodon.fediverse/")
+
+
+def check_overrides(v):
+    """mastodon_<component>_overrides and the workers' ``overrides``: known keys, the right shapes,
+    no label the role's selectors use."""
+    p = []
+    places = [("mastodon_%s_overrides" % c, v.get("mastodon_%s_overrides" % c)) for c in ("web", "streaming", "sidekiq", "jobs")]
+    places += [("mastodon_sidekiq_workers[%s].overrides" % w.get("name"), w.get("overrides"))
+               for w in v.get("mastodon_sidekiq_workers") or [] if isinstance(w, dict) and w.get("overrides") is not None]
+    for name, ov in places:
+        if ov in (None, {}):
+            continue
+        if not isinstance(ov, dict):
+            p.append("%s: must be a dict of %s" % (name, ", ".join(OVERRIDE_KEYS)))
+            continue
+        unknown = sorted(set(ov) - set(OVERRIDE_KEYS))
+        if unknown:
+            p.append("%s: unknown key %s; the keys are %s" % (name, ", ".join(unknown), ", ".join(OVERRIDE_KEYS)))
+        for key in ("container_security_context", "pod_security_context", "pod_labels", "pod_annotations",
+                    "deployment_labels", "deployment_annotations", "extra_env"):
+            if ov.get(key) is not None and not isinstance(ov.get(key), dict):
+                p.append("%s: %s must be a dict" % (name, key))
+        image = ov.get("image")
+        if image is not None and not re.match(r"^[a-z0-9][a-z0-9._/:-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*|@sha256:[0-9a-f]{64})$", str(image)):
+            p.append("%s: image %r must be repository:tag or repository@sha256:digest" % (name, image))
+        reserved = sorted(k for k in (ov.get("pod_labels") or {}) if str(k).startswith(RESERVED_LABEL_PREFIXES))
+        if reserved:
+            p.append("%s: pod_labels may not set %s (the role's selectors use them)" % (name, ", ".join(reserved)))
+    return p
+
+
+CHECKS = CHECKS + (check_features, check_overrides)
 
 
 def semantic_problems(v):

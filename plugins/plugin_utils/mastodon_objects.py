@@ -71,14 +71,39 @@ def es_ca_file(s):
     return ES_CA_DIR + "/ca.crt" if _uses_es_ca(s) else None
 
 
+OVERRIDE_KEYS = ("image", "container_security_context", "pod_security_context", "pod_labels", "pod_annotations",
+                 "deployment_labels", "deployment_annotations", "extra_env", "otel_service_name_prefix")
+"""What a component's overrides (mastodon_<component>_overrides, a sidekiq worker's ``overrides``) may set."""
+
+
+def overrides(component, worker=None):
+    """The overrides of one component, a worker's own over its component's, every key present
+    (dicts empty, the rest None); labels, annotations and env are merged key by key."""
+    component, worker = component or {}, worker or {}
+    out = {}
+    for key in OVERRIDE_KEYS:
+        if key in ("pod_labels", "pod_annotations", "deployment_labels", "deployment_annotations", "extra_env"):
+            out[key] = dict(component.get(key) or {}, **(worker.get(key) or {}))
+        else:
+            out[key] = worker.get(key) if worker.get(key) not in (None, "") else component.get(key) or None
+    return out
+
+
 def container(spec, s):
     """One container from ``spec``: name, image, command, env (per-process values), resources,
     env_name (the ConfigMap and Secret of its environment), with_volumes, and optional ports and
-    probes, which are kept as given."""
-    out = dict(name=spec["name"], image=spec["image"], imagePullPolicy=s["image_pull_policy"], command=list(spec["command"]),
+    probes, which are kept as given. ``spec['overrides']`` (see overrides()) may replace the image
+    and the securityContext and add env, which wins over the rest."""
+    ov = spec.get("overrides") or {}
+    env = dict(spec.get("env") or {})
+    if ov.get("otel_service_name_prefix"):
+        env["OTEL_SERVICE_NAME_PREFIX"] = ov["otel_service_name_prefix"]
+    env.update(ov.get("extra_env") or {})
+    out = dict(name=spec["name"], image=ov.get("image") or spec["image"], imagePullPolicy=s["image_pull_policy"],
+               command=list(spec["command"]),
                envFrom=[dict(configMapRef=dict(name=spec["env_name"])), dict(secretRef=dict(name=spec["env_name"]))]
                + list(s.get("extra_env_from") or []),
-               env=env_list(s["env"], spec.get("env")), securityContext=s["container_security_context"])
+               env=env_list(s["env"], env), securityContext=ov.get("container_security_context") or s["container_security_context"])
     if spec.get("resources"):
         out["resources"] = spec["resources"]
     mounts = []
@@ -99,8 +124,9 @@ def pod_spec(spec, s):
     """The pod spec around ``spec['containers']``, with the scheduling fields that are set
     (node_selector, tolerations, affinity, spread), the volumes when ``with_volumes``, and
     ``extra`` (restartPolicy of a Job)."""
+    ov = spec.get("overrides") or {}
     out = dict(serviceAccountName=s["service_account_name"], automountServiceAccountToken=False, enableServiceLinks=False,
-               securityContext=s["pod_security_context"], containers=spec["containers"])
+               securityContext=ov.get("pod_security_context") or s["pod_security_context"], containers=spec["containers"])
     out.update(spec.get("extra") or {})
     if s.get("image_pull_secrets"):
         out["imagePullSecrets"] = [dict(name=name) for name in s["image_pull_secrets"]]

@@ -163,7 +163,7 @@ def settings(v):
     instance = v["mastodon_instance"]
     owner = re.sub(r"^-|-$", "", re.sub(r"[^a-z0-9]+", "-", str(v.get("mastodon_owner_username") or "").lower()))
     problems = []
-    for check in (inputs.check_identity, inputs.check_version, inputs.check_sidekiq, inputs.check_features):
+    for check in (inputs.check_identity, inputs.check_version, inputs.check_sidekiq, inputs.check_features, inputs.check_overrides):
         problems.extend(check(v))
     problems.extend(role_problems(v, size))
     return dict(version_slug=inputs.version_slug(v["mastodon_version"]), owner_job_name="%s-owner-%s" % (instance, owner),

@@ -199,3 +199,27 @@ def test_the_optional_settings_reach_the_environment_and_the_api_key_the_secret(
     assert "LIBRE_TRANSLATE_API_KEY" not in env and "not-a-real-key" not in str(env)
     secrets = [s for s in by_kind(objects, "Secret") if s["metadata"]["name"] == "localhost-mastodon-env"]
     assert secrets and "LIBRE_TRANSLATE_API_KEY" in (secrets[0].get("stringData") or secrets[0].get("data"))
+
+
+def test_component_overrides_reach_their_component_only():
+    fork = "registry.example.org/mastodon-fork:v4.6.3-patch1"
+    objects = render_role("mastodon", dict(
+        CONNECTIONS, mastodon_web_overrides={"image": fork, "pod_annotations": {"a": "1"}, "deployment_labels": {"tier": "front"},
+                                             "extra_env": {"WEB_ONLY": "yes"}, "otel_service_name_prefix": "social"},
+        mastodon_jobs_overrides={"pod_labels": {"job-team": "db"}},
+        mastodon_sidekiq_workers=[{"name": "all", "queues": ["default", "scheduler"],
+                                   "overrides": {"pod_security_context": {"runAsNonRoot": True, "runAsUser": 1001, "fsGroup": 1001}}}]))
+    web = [d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "localhost-web"][0]
+    pod = web["spec"]["template"]
+    assert pod["spec"]["containers"][0]["image"] == fork and pod["metadata"]["annotations"]["a"] == "1"
+    assert web["metadata"]["labels"]["tier"] == "front" and web["metadata"]["labels"]["app.kubernetes.io/name"] == "web"
+    assert {"name": "WEB_ONLY", "value": "yes"} in pod["spec"]["containers"][0]["env"]
+    assert {"name": "OTEL_SERVICE_NAME_PREFIX", "value": "social"} in pod["spec"]["containers"][0]["env"]
+    streaming = _deployment(objects, "localhost-streaming")
+    assert streaming["containers"][0]["image"].startswith("ghcr.io/mastodon/mastodon-streaming:")
+    assert not any(e["name"] == "WEB_ONLY" for e in streaming["containers"][0]["env"])
+    sidekiq = _deployment(objects, "localhost-sidekiq-all")
+    assert sidekiq["securityContext"]["runAsUser"] == 1001
+    for job in by_kind(objects, "Job"):
+        assert job["spec"]["template"]["metadata"]["labels"]["job-team"] == "db"
+        assert job["spec"]["template"]["spec"]["containers"][0]["image"].startswith("ghcr.io/mastodon/mastodon:")

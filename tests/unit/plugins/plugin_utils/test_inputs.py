@@ -144,3 +144,17 @@ def test_the_optional_mastodon_settings_are_checked():
     assert len(tls) == 1 and "ignores Sentinel" in tls[0]
     assert i.check_features(dict(mastodon_experimental_features=["fasp"],
                                  mastodon_sidekiq_workers=[{"name": "w", "queues": ["fasp,2", "scheduler"]}])) == []
+
+
+def test_component_overrides_are_checked():
+    from ansible_collections.fediverse.mastodon.plugins.plugin_utils import inputs as i
+    assert i.check_overrides({"mastodon_web_overrides": {"image": "ghcr.io/x/mastodon:v4.6.3", "extra_env": {"A": "1"}}}) == []
+    problems = i.check_overrides({
+        "mastodon_web_overrides": {"imgae": "x"},
+        "mastodon_jobs_overrides": {"image": "no tag here", "extra_env": ["A=1"]},
+        "mastodon_sidekiq_workers": [{"name": "w", "queues": ["scheduler"], "overrides": {"pod_labels": {"app.kubernetes.io/name": "x"}}}]})
+    assert problems == [
+        "mastodon_web_overrides: unknown key imgae; the keys are " + ", ".join(i.OVERRIDE_KEYS),
+        "mastodon_jobs_overrides: extra_env must be a dict",
+        "mastodon_jobs_overrides: image 'no tag here' must be repository:tag or repository@sha256:digest",
+        "mastodon_sidekiq_workers[w].overrides: pod_labels may not set app.kubernetes.io/name (the role's selectors use them)"]

@@ -120,3 +120,20 @@ def test_feature_env_sets_only_what_is_configured():
         "SIDEKIQ_REDIS_SENTINEL_MASTER": "mymaster", "SIDEKIQ_REDIS_SENTINELS": "s1:26379,s2"}
     # without a replica there is no REPLICA_* at all; a master without sentinels sets nothing
     assert mo.feature_env(dict(db_replica=None, db_replica_db_tasks=True, redis_sentinel_master="m")) == {}
+
+
+def test_overrides_replace_image_security_and_add_env_a_workers_winning():
+    ov = mo.overrides({"image": "registry.example.org/fork:v4.6.3-1", "extra_env": {"A": "1", "B": "2"},
+                       "pod_labels": {"team": "ops"}, "otel_service_name_prefix": "social"},
+                      {"extra_env": {"B": "3"}, "container_security_context": {"runAsNonRoot": True, "readOnlyRootFilesystem": True}})
+    assert ov["image"] == "registry.example.org/fork:v4.6.3-1" and ov["pod_labels"] == {"team": "ops"}
+    assert ov["extra_env"] == {"A": "1", "B": "3"} and ov["deployment_annotations"] == {}
+    c = mo.container(dict(SPEC, overrides=ov), settings())
+    assert c["image"] == "registry.example.org/fork:v4.6.3-1"
+    assert c["securityContext"] == {"runAsNonRoot": True, "readOnlyRootFilesystem": True}
+    env = dict((e["name"], e.get("value")) for e in c["env"])
+    assert (env["A"], env["B"], env["OTEL_SERVICE_NAME_PREFIX"], env["PORT"]) == ("1", "3", "social", "3000")
+    pod = mo.pod_spec({"containers": [c], "overrides": {"pod_security_context": {"runAsUser": 1000}}}, settings())
+    assert pod["securityContext"] == {"runAsUser": 1000}
+    plain = mo.container(SPEC, settings())
+    assert plain["image"] == "mastodon:v4.6.3" and plain["securityContext"] == {"runAsNonRoot": True}
