@@ -3,7 +3,16 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Helpers the S3 integration tests share."""
 
+import boto3
+from botocore.config import Config
 from botocore.exceptions import ClientError
+
+
+def s3_client(server, access_key, secret_key):
+    """A boto3 S3 client of ``server`` ({endpoint, ...}) signed with the given keys, path-style, no retries."""
+    return boto3.client("s3", endpoint_url=server["endpoint"], aws_access_key_id=access_key,
+                        aws_secret_access_key=secret_key, region_name="us-east-1",
+                        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
 
 
 def denied(call):

@@ -18,12 +18,11 @@ import uuid
 
 import pytest
 
-from s3_checks import denied  # noqa: E402
+from s3_checks import denied, s3_client  # noqa: E402
 from ansible_run import run_module
 
 boto3 = pytest.importorskip("boto3")
 requests = pytest.importorskip("requests")
-from botocore.config import Config  # noqa: E402
 from botocore.exceptions import ClientError  # noqa: E402
 
 from ansible_collections.fediverse.mastodon.plugins.module_utils.ceph_admin import CephAdmin, s3_keys  # noqa: E402
@@ -32,12 +31,6 @@ from ansible_collections.fediverse.mastodon.plugins.module_utils.s3 import S3Con
 RUN_ENV = {"ANSIBLE_PYTHON_INTERPRETER": sys.executable}
 
 pytestmark = pytest.mark.lab
-
-
-def s3_client(lab, access_key, secret_key):
-    return boto3.client("s3", endpoint_url=lab["endpoint"], aws_access_key_id=access_key,
-                        aws_secret_access_key=secret_key, region_name="us-east-1",
-                        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
 
 
 @pytest.fixture(scope="module")

@@ -15,12 +15,11 @@ import uuid
 
 import pytest
 
-from s3_checks import denied  # noqa: E402
+from s3_checks import denied, s3_client as client  # noqa: E402
 from ansible_run import run_module
 
 boto3 = pytest.importorskip("boto3")
 requests = pytest.importorskip("requests")
-from botocore.config import Config  # noqa: E402
 from botocore.exceptions import ClientError  # noqa: E402
 
 from ansible_collections.fediverse.mastodon.plugins.module_utils.s3 import S3Connection  # noqa: E402
@@ -40,12 +39,6 @@ def sw():
         pytest.skip("no SeaweedFS: %s not set (eval \"$(make -s lab-env)\")" % ", ".join(missing))
     return dict(endpoint=os.environ["LAB_SEAWEEDFS_URL"], access_key=os.environ["LAB_SEAWEEDFS_ACCESS_KEY"],
                 secret_key=os.environ["LAB_SEAWEEDFS_SECRET_KEY"])
-
-
-def client(sw, access_key, secret_key):
-    return boto3.client("s3", endpoint_url=sw["endpoint"], aws_access_key_id=access_key,
-                        aws_secret_access_key=secret_key, region_name="us-east-1",
-                        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
 
 
 @pytest.fixture(scope="module")
