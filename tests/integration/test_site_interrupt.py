@@ -123,6 +123,63 @@ def gone(pgid):
     return False
 
 
+def descendants(pid):
+    """The pids of every process below ``pid``. ansible-core's workers call setsid(), so they and
+    their module processes are not in the run's process group: a signal to the group misses them."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as handle:
+                ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def kill_run(proc):
+    """SIGKILL a run as a crash of the controller would: its process group and every process
+    below it (the workers, in sessions of their own, and their module processes), then wait
+    until all of them are gone."""
+    pids = descendants(proc.pid)
+    sessions = set()
+    for pid in pids:
+        try:
+            sessions.add(os.getpgid(pid))
+        except ProcessLookupError:
+            pass
+    for group in sessions | {proc.pid}:
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+    for _attempt in range(300):
+        if gone(proc.pid) and not any(os.path.exists("/proc/%d" % pid) and not _zombie(pid) for pid in pids):
+            return
+        time.sleep(0.2)
+
+
+def _zombie(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return False
+
+
 def run_and_cut(cmd, task_number, delay, sig):
     """Start cmd in its own process group; signal the group once the task_number-th task has
     started (and `delay` seconds more); wait until every process of the group is gone.
@@ -139,7 +196,10 @@ def run_and_cut(cmd, task_number, delay, sig):
                 if tasks == task_number:
                     task = line.strip().rstrip("*").strip()
                     time.sleep(delay)
-                    os.killpg(proc.pid, sig)
+                    if sig == signal.SIGKILL:
+                        kill_run(proc)
+                    else:
+                        os.killpg(proc.pid, sig)
                     cut = True
                     break
             if time.time() > deadline:
@@ -151,7 +211,7 @@ def run_and_cut(cmd, task_number, delay, sig):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        # the workers and their module processes are in the same group: wait for all of them
+        # after a signal the run handles, wait for its group (it stops its workers itself)
         for _attempt in range(300):
             if gone(proc.pid):
                 break

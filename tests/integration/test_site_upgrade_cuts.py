@@ -45,7 +45,6 @@ Set SITE_TEST_OUTPUT_DIR to keep every run's output.
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -66,7 +65,7 @@ import site_snapshot  # noqa: E402  pylint: disable=wrong-import-position
 from kubernetes import client  # noqa: E402  pylint: disable=wrong-import-position
 from kubernetes.client.rest import ApiException  # noqa: E402  pylint: disable=wrong-import-position
 from test_site_interrupt import (  # noqa: E402  pylint: disable=wrong-import-position
-    RUN_TIMEOUT, adopt, ansible_playbook, forget, gone, keep, leaks, run_env, run_to_end, write_inventory)
+    RUN_TIMEOUT, adopt, ansible_playbook, forget, keep, kill_run, leaks, run_env, run_to_end, write_inventory)
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(
     not (os.environ.get("KUBECONFIG") and os.environ.get("LAB_PG_PASSWORD") and os.environ.get("LAB_S3_ACCESS_KEY")
@@ -177,9 +176,9 @@ def upgrade_cmd(directory, ns, *extra):
 
 
 def run_and_cut_when(cmd, cut_point):
-    """Start cmd in its own process group; SIGKILL the group as soon as cut_point(lines) returns
-    something true (it is asked after every POLL seconds, with the output so far, and may read
-    the API); wait until every process of the group is gone. A run still going after
+    """Start cmd in its own process group; SIGKILL it, its workers and their module processes
+    (kill_run) as soon as cut_point(lines) returns something true (it is asked after every POLL
+    seconds, with the output so far, and may read the API); wait until every one is gone. A run still going after
     RUN_TIMEOUT seconds is killed as well (its return code is then None).
     Returns (output, what cut_point returned, or None when the run ended first, return code)."""
     proc = subprocess.Popen(cmd, env=run_env(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -198,21 +197,15 @@ def run_and_cut_when(cmd, cut_point):
         while not ended.is_set() and time.time() < deadline:
             cut = cut_point(list(lines))
             if cut:
-                os.killpg(proc.pid, signal.SIGKILL)
+                kill_run(proc)
                 break
             ended.wait(POLL)
     finally:
         if proc.poll() is None and not cut:
-            os.killpg(proc.pid, signal.SIGKILL)
+            kill_run(proc)
             lines.append("\n[test] killed after %ds: RUN_TIMEOUT\n" % RUN_TIMEOUT)
         rc = proc.wait()
         reader.join(60)
-        for _attempt in range(300):  # the workers and their module processes are in the group too
-            if gone(proc.pid):
-                break
-            time.sleep(0.2)
-        else:
-            os.killpg(proc.pid, signal.SIGKILL)
     return "".join(lines), cut, (None if rc < 0 and not cut else rc)
 
 
@@ -381,8 +374,11 @@ def scenario_cut_rollout(p):
             p.cluster.block_pods(p.ns)  # before the run applies the Deployments (it has not seen the Job done yet)
             seen["blocked"] = p.cluster.state(p.ns)
         if "blocked" in seen and any(line.startswith(WAIT_DEPLOYMENTS) for line in lines):
-            seen.setdefault("waiting", time.time())
-            return time.time() - seen["waiting"] >= 2.5  # a poll or two into the wait
+            # in the wait: every Deployment applied with the new image (a cut in the middle of the
+            # apply request itself would test something else), then a poll or two
+            if "applied" not in seen and all(set(d["images"]) == {NEW} for d in p.cluster.deployments(p.ns).values()):
+                seen["applied"] = time.time()
+            return "applied" in seen and time.time() - seen["applied"] >= 2.5
         return False
 
     try:
