@@ -342,6 +342,13 @@ def check_problems(record, desired, instance, overrides=(), allow_downgrade=Fals
                 "never change once the instance is set up (accounts, keys and federation are bound to it). Set %s back "
                 "to %s, or, only if the instance is being rebuilt from scratch on purpose, add local_domain to %s"
                 % (var, instance, _quote(have), _quote(want), var, _quote(have), names["overrides"]))
+        elif field == "s3_endpoint" and str(want).startswith("incluster") and str(have).startswith("incluster"):
+            servers = dict((value, value.split(":", 1)[1] if ":" in value else "minio") for value in (str(have), str(want)))
+            problems.append(
+                "minio_s3_server: %s keeps its media in the in-cluster %s and this run asks for the in-cluster %s, which "
+                "holds none of them (the servers share no data). Set minio_s3_server: %s to keep it; to move, copy the "
+                "bucket to the new server first, then add s3_endpoint to %s"
+                % (instance, servers[str(have)], servers[str(want)], servers[str(have)], names["overrides"]))
         else:
             where = "database" if field.startswith("db_") else "bucket"
             problems.append(

@@ -336,11 +336,18 @@ RECORD_VARIABLES = dict(version="mastodon_version", local_domain="mastodon_local
                         s3_bucket="mastodon_s3_bucket", s3_endpoint="minio_external_endpoint")
 
 
+def incluster_s3_identity(server):
+    """The record's s3_endpoint of an in-cluster S3 server."""
+    return "incluster" if (server or "seaweedfs") == "minio" else "incluster:%s" % (server or "seaweedfs")
+
+
 def record_identity(v):
     """What the durable instance record holds about where the instance lives (no secret in it).
 
     In-cluster services are named ``incluster``: their address follows the instance name, and a
-    move between in-cluster and external is exactly the change the record must catch."""
+    move between in-cluster and external is exactly the change the record must catch. The
+    in-cluster S3 server is named too (``incluster:seaweedfs``), because another server holds none
+    of the media; MinIO keeps the plain ``incluster`` that records made before SeaweedFS hold."""
     external_db = v.get("postgresql_mode") == "external"
     s3 = as_bool(v.get("mastodon_s3_enabled", True))
     external_s3 = v.get("minio_mode") == "external"
@@ -350,7 +357,8 @@ def record_identity(v):
         db_name=v.get("provision_db_name") or v.get("mastodon_db_name"),
         db_user=v.get("provision_db_user") or v.get("mastodon_db_user"),
         s3_bucket=(v.get("provision_s3_bucket") or v.get("mastodon_s3_bucket")) if s3 else None,
-        s3_endpoint=(v.get("minio_external_endpoint") if external_s3 else "incluster") if s3 else None,
+        s3_endpoint=(v.get("minio_external_endpoint") if external_s3 else incluster_s3_identity(v.get("minio_s3_server")))
+        if s3 else None,
     )
 
 

@@ -328,3 +328,23 @@ def test_labels_problem(labels, ok):
                                          ("-social", False), ("a" * 57, False), ("", False)])
 def test_instance_problem(instance, ok):
     assert (ir.instance_problem(instance) is None) is ok
+
+
+def test_a_switch_of_the_in_cluster_s3_server_is_refused_naming_minio_s3_server():
+    """Records made before SeaweedFS say "incluster" for MinIO: the new default must not take over
+    an instance whose media live in MinIO, and the message says how to keep it."""
+    found = problems({"s3_endpoint": "incluster:seaweedfs"}, dict(RECORD, s3_endpoint="incluster"))
+    assert len(found) == 1 and found[0].startswith("minio_s3_server: social keeps its media in the in-cluster minio"), found
+    assert "Set minio_s3_server: minio to keep it" in found[0]
+    assert problems({"s3_endpoint": "incluster:seaweedfs"}, dict(RECORD, s3_endpoint="incluster:seaweedfs")) == []
+    assert problems({"s3_endpoint": "incluster"}, dict(RECORD, s3_endpoint="incluster:seaweedfs"))[0].startswith(
+        "minio_s3_server: social keeps its media in the in-cluster seaweedfs")
+
+
+def test_the_record_names_the_in_cluster_s3_server():
+    from ansible_collections.fediverse.mastodon.plugins.plugin_utils import inputs
+    base = dict(minio_mode="incluster", mastodon_s3_enabled=True)
+    assert inputs.record_identity(dict(base, minio_s3_server="seaweedfs"))["s3_endpoint"] == "incluster:seaweedfs"
+    assert inputs.record_identity(dict(base, minio_s3_server="minio"))["s3_endpoint"] == "incluster"
+    assert inputs.record_identity(dict(base, minio_mode="external", minio_external_endpoint="https://s3.example"))[
+        "s3_endpoint"] == "https://s3.example"
