@@ -405,7 +405,7 @@ def check_features(v):
     if "fasp" in features and v.get("mastodon_sidekiq_workers") is not None:
         queues = set()
         for worker in v.get("mastodon_sidekiq_workers") or []:
-            queues.update(str(q).split(",")[0] for q in worker.get("queues") or [])
+            queues.update(str(q).split(",", maxsplit=1)[0] for q in worker.get("queues") or [])
         if "fasp" not in queues:
             p.append("mastodon_experimental_features: fasp needs a sidekiq worker on the fasp queue; add fasp to a worker's "
                      "queues in mastodon_sidekiq_workers")

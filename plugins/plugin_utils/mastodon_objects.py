@@ -270,4 +270,3 @@ def feature_env(s):
             env[prefix + "REDIS_SENTINEL_MASTER"] = master
             env[prefix + "REDIS_SENTINELS"] = ",".join(sentinels)
     return env
-

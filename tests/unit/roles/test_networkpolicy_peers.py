@@ -7,7 +7,6 @@ import os
 import pytest
 import yaml
 
-from role_render import by_kind
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 

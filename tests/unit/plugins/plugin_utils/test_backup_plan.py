@@ -169,5 +169,5 @@ def test_the_summary_line_uses_the_backup_roles_defaults():
     assert backup_plan.summary_line({}, "social").startswith("Backups: OFF.")
     assert backup_plan.summary_line({"backup_enabled": "true"}, "social") == (
         "Backups: 15 3 * * * (Etc/UTC) to s3://social-backups/social; run one now with playbooks/backup.yml")
-    assert backup_plan.summary_line({"backup_enabled": True, "backup_schedule": "0 1 * * *", "backup_s3_bucket": "b",
-                            "backup_s3_prefix": ""}, "s") == "Backups: 0 1 * * * (Etc/UTC) to s3://b/; run one now with playbooks/backup.yml"
+    custom = {"backup_enabled": True, "backup_schedule": "0 1 * * *", "backup_s3_bucket": "b", "backup_s3_prefix": ""}
+    assert backup_plan.summary_line(custom, "s") == "Backups: 0 1 * * * (Etc/UTC) to s3://b/; run one now with playbooks/backup.yml"
