@@ -26,7 +26,16 @@ if bash tests/lab/lab.sh status >/dev/null 2>&1; then :; else started_lab=1; fi
 lab_log="$(mktemp)"
 bash tests/lab/lab.sh up >"$lab_log" 2>&1 &
 lab_pid=$!
-lab_up() { local rc=0; wait "$lab_pid" || rc=$?; cat "$lab_log"; rm -f "$lab_log"; return "$rc"; }
+# Its errors are kept for the summary too, so that the end of a CI log says why it failed.
+lab_errors=""
+lab_up() {
+  local rc=0
+  wait "$lab_pid" || rc=$?
+  cat "$lab_log"
+  [ "$rc" = 0 ] || lab_errors="$(grep -E 'ERROR|FAILED' "$lab_log" || tail -n 5 "$lab_log")"
+  rm -f "$lab_log"
+  return "$rc"
+}
 
 gate yamllint yamllint -s .
 gate ansible-lint ansible-lint --offline -q
@@ -48,5 +57,6 @@ echo
 echo "=== summary"
 for g in "${passed[@]}"; do echo "PASS $g"; done
 for g in "${failed[@]}"; do echo "FAIL $g"; done
+[ -z "$lab_errors" ] || printf 'lab-up said:\n%s\n' "$lab_errors"
 echo "gates: ${#passed[@]} passed, ${#failed[@]} failed"
 [ "${#failed[@]}" -eq 0 ]

@@ -456,6 +456,24 @@ def test_lab_processes_use_loopback_only():
             assert _loopback_or_wildcard_peer(peer), "lab process has a UDP socket to a non-loopback peer: " + line
 
 
+def test_seaweedfs_starts_from_an_empty_state(tmp_path):
+    """A new machine's first ``lab.sh up`` starts SeaweedFS (once refused: the forked shell's pid
+    did not look like the server yet, so a fresh start was taken for a crash)."""
+    (binary,) = _env("LAB_SEAWEEDFS_BIN")
+    script = os.path.join(HERE, "services", "seaweedfs.sh")
+    env = dict(os.environ, LAB_STATE=str(tmp_path / "state"), LAB_PORT_OFFSET="57",
+               LAB_CACHE=os.path.dirname(os.path.dirname(binary)))
+    try:
+        up = subprocess.run(["bash", script, "up"], env=env, capture_output=True, text=True, timeout=180)
+        assert up.returncode == 0, up.stderr
+        status = subprocess.run(["bash", script, "status"], env=env, capture_output=True, text=True, timeout=60)
+        assert status.returncode == 0 and " up " in status.stdout, status.stdout + status.stderr
+        with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % (18300 + 57), timeout=10) as resp:
+            assert resp.status == 200
+    finally:
+        subprocess.run(["bash", script, "down"], env=env, capture_output=True, timeout=120)
+
+
 def test_audit_log_records_requests_by_verb(kube):
     if not _is_kwok_lab():
         pytest.skip("LAB_AUDIT_LOG is only set for the lab's own cluster")

@@ -68,10 +68,12 @@ up() {
   local i
   for ((i = 0; i < 600; i++)); do
     sw_health && break
-    sw_running || { tail -n 30 "$SDIR/seaweedfs.log" >&2; die "seaweedfs: the server exited"; }
+    # Until the forked shell has exec'd the server its command line is this script's, so only a
+    # pid that is gone means the server exited.
+    pid_alive "$(cat "$PIDFILE")" || { tail -n 30 "$SDIR/seaweedfs.log" >&2 2>/dev/null; die "seaweedfs: the server exited"; }
     sleep 0.2
   done
-  sw_health || { tail -n 30 "$SDIR/seaweedfs.log" >&2; die "seaweedfs: no answer on $LAB_HOST:$LAB_SEAWEEDFS_S3_PORT"; }
+  sw_health && sw_running || { tail -n 30 "$SDIR/seaweedfs.log" >&2; die "seaweedfs: no answer on $LAB_HOST:$LAB_SEAWEEDFS_S3_PORT"; }
   log "seaweedfs: running (pid $(cat "$PIDFILE"))"
 }
 
