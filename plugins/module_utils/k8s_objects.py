@@ -239,7 +239,7 @@ class KubeRest(object):
                 listing = self.call("GET", base)
             except ApiException as exc:
                 if getattr(exc, "status", None) == 404:
-                    raise LookupError("the cluster does not serve API version %s" % api_version)
+                    raise LookupError("the cluster does not serve API version %s (is the CRD of %s installed?)" % (api_version, kind))
                 raise
             self._resources[key] = dict(
                 (r["kind"], (base, r["name"], r.get("namespaced", False)))

@@ -314,6 +314,15 @@ def main(module_class=AnsibleModule):
                 module.fail_json(msg="listing %s in %s failed: %s" % (entry["kind"], module.params["namespace"], reason))
     if module.params["state"] == "absent":
         definitions = list(reversed(definitions))
+    else:
+        # Every kind must be served before the first write: a missing CRD stops the group whole.
+        for definition in definitions:
+            try:
+                rest.resource(definition["apiVersion"], definition["kind"])
+            except LookupError as exc:
+                module.fail_json(msg="%s/%s: %s. Nothing was applied" % (definition["kind"], definition["metadata"]["name"], exc))
+            except Exception:  # pylint: disable=broad-except
+                break  # a connection or API error: the apply below reports it with its object
 
     objects, changed_objects, before, after = [], [], [], []
     for definition in definitions:

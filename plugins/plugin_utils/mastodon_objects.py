@@ -270,3 +270,103 @@ def feature_env(s):
             env[prefix + "REDIS_SENTINEL_MASTER"] = master
             env[prefix + "REDIS_SENTINELS"] = ",".join(sentinels)
     return env
+
+
+# -- the asset-upload Job ------------------------------------------------------------------
+
+ASSET_SCRIPT = "/opt/asset-upload/asset-upload.sh"
+
+
+def asset_upload_pod(spec, s):
+    """The asset-upload Job's pod (roles/mastodon/files/asset-upload.sh): the init container, from
+    the Mastodon image, copies the compiled assets into an emptyDir (``collect``); the container,
+    from the uploader image (rclone), copies them into the bucket (``upload``). ``spec``: image,
+    uploader_image, config_map (the script's), endpoint, region, bucket, credentials ({name,
+    access_key, secret_key}), acl, cache_control, resources, and optional node_selector,
+    tolerations, affinity and overrides (the Jobs')."""
+    ov = spec.get("overrides") or {}
+    security = ov.get("container_security_context") or s["container_security_context"]
+    mounts = [dict(name="assets", mountPath="/assets"), dict(name="script", mountPath="/opt/asset-upload", readOnly=True)]
+    collect = dict(name="collect", image=ov.get("image") or spec["image"], imagePullPolicy=s["image_pull_policy"],
+                   command=["/bin/sh", ASSET_SCRIPT, "collect", "/opt/mastodon/public", "/assets"],
+                   securityContext=security, volumeMounts=mounts)
+    creds = spec["credentials"]
+    env = [dict(name=name, valueFrom=dict(secretKeyRef=dict(name=creds["name"], key=creds[key])))
+           for name, key in (("AWS_ACCESS_KEY_ID", "access_key"), ("AWS_SECRET_ACCESS_KEY", "secret_key"))]
+    plain = dict(S3_ENDPOINT=spec["endpoint"], S3_REGION=spec.get("region") or "us-east-1", S3_BUCKET=spec["bucket"],
+                 S3_ACL=spec.get("acl") or "", CACHE_CONTROL=spec.get("cache_control") or "", HOME="/tmp", TMPDIR="/tmp")
+    env += [dict(name=name, value=str_env(value)) for name, value in plain.items() if value != ""]
+    upload = dict(name="upload", image=spec["uploader_image"], imagePullPolicy=s["image_pull_policy"],
+                  command=["/bin/sh", ASSET_SCRIPT, "upload", "/assets"], env=env, securityContext=security,
+                  volumeMounts=mounts + [dict(name="tmp", mountPath="/tmp")])
+    if spec.get("resources"):
+        collect["resources"] = upload["resources"] = spec["resources"]
+    pod = pod_spec(dict(containers=[upload], node_selector=spec.get("node_selector"), tolerations=spec.get("tolerations"),
+                        affinity=spec.get("affinity"), overrides=ov,
+                        extra=dict(restartPolicy="Never", initContainers=[collect])), s)
+    # only its own volumes: the operator's extra volumes are Mastodon's (a PVC would pin the pod)
+    pod["volumes"] = [dict(name="assets", emptyDir={}), dict(name="tmp", emptyDir={}),
+                      dict(name="script", configMap=dict(name=spec["config_map"], defaultMode=0o555))]
+    return pod
+
+
+# -- the Ingress: its annotations and the controller presets -------------------------------
+
+INGRESS_PRESETS = ("none", "ingress-nginx", "traefik")
+TRAEFIK_MIDDLEWARE_API = "traefik.io/v1alpha1"
+# Streaming keeps its connections open (WebSocket, server-sent events): ingress-nginx closes an
+# idle proxied connection after 60 s unless told otherwise.
+NGINX_STREAMING_TIMEOUT = "3600"
+
+
+def traefik_middlewares(s):
+    """The Traefik Middleware objects of the traefik preset (``s``: instance, ingress_preset,
+    labels): gzip/brotli compression of web's responses, never of streaming's server-sent events
+    (a compressed event stream is held back in the compressor's buffer)."""
+    if s.get("ingress_preset") != "traefik":
+        return []
+    return [dict(apiVersion=TRAEFIK_MIDDLEWARE_API, kind="Middleware",
+                 metadata=dict(name="%s-mastodon-compress" % s["instance"], labels=dict(s.get("labels") or {})),
+                 spec=dict(compress=dict(excludedContentTypes=["text/event-stream"])))]
+
+
+def ingress_annotations(s):
+    """The Ingress's annotations: the request body limit (ingress-nginx's proxy-body-size), the
+    cert-manager issuer, the preset's (``ingress_preset``), then the operator's own
+    (``annotations``), which win. ``s``: instance, namespace, ingress_preset, body_size,
+    cluster_issuer, issuer, annotations."""
+    out = {}
+    preset = s.get("ingress_preset") or "none"
+    if s.get("body_size"):
+        out["nginx.ingress.kubernetes.io/proxy-body-size"] = str(s["body_size"])
+    if s.get("cluster_issuer"):
+        out["cert-manager.io/cluster-issuer"] = s["cluster_issuer"]
+    if s.get("issuer"):
+        out["cert-manager.io/issuer"] = s["issuer"]
+    if preset == "ingress-nginx":
+        for key in ("proxy-read-timeout", "proxy-send-timeout"):
+            out["nginx.ingress.kubernetes.io/" + key] = NGINX_STREAMING_TIMEOUT
+    elif preset == "traefik":
+        out["traefik.ingress.kubernetes.io/router.middlewares"] = ",".join(
+            "%s-%s@kubernetescrd" % (s["namespace"], m["metadata"]["name"]) for m in traefik_middlewares(s))
+    out.update(s.get("annotations") or {})
+    return out
+
+
+
+# -- the PodMonitor ------------------------------------------------------------------------
+
+def pod_monitor(s):
+    """The PodMonitor of the Prometheus Operator (``s``: instance, enabled, labels, interval),
+    or None: web's exporter and sidekiq on their port named metrics, streaming's /metrics on its
+    port named streaming (each endpoint matches the pods that have that port)."""
+    if not as_bool(s.get("enabled")):
+        return None
+    instance = s["instance"]
+    endpoints = [dict(port=port, path="/metrics", interval=s.get("interval") or "30s") for port in ("metrics", "streaming")]
+    return dict(apiVersion="monitoring.coreos.com/v1", kind="PodMonitor",
+                metadata=dict(name="%s-mastodon" % instance, labels=dict(s.get("labels") or {})),
+                spec=dict(selector=dict(matchLabels={"app.kubernetes.io/instance": instance},
+                                        matchExpressions=[{"key": "app.kubernetes.io/name", "operator": "In",
+                                                           "values": ["web", "sidekiq", "streaming"]}]),
+                          podMetricsEndpoints=endpoints))

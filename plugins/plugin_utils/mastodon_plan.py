@@ -34,6 +34,9 @@ MANAGED_API_VERSIONS = {
     "Ingress": "networking.k8s.io/v1",
     "HTTPRoute": "gateway.networking.k8s.io/v1",
     "NetworkPolicy": "networking.k8s.io/v1",
+    "ConfigMap": "v1",
+    "Middleware": "traefik.io/v1alpha1",
+    "PodMonitor": "monitoring.coreos.com/v1",
 }
 
 
@@ -108,11 +111,17 @@ def managed_set(v):
         if _bool(v.get("mastodon_%s_pdb_enabled" % component)):
             out.append("PodDisruptionBudget/%s-%s" % (instance, component))
     out += ["CronJob/%s-%s" % (instance, job["name"]) for job in maintenance_jobs(v)]
+    if _bool(v.get("mastodon_asset_upload_enabled")):
+        out.append("ConfigMap/%s-mastodon-asset-upload" % instance)
+    if _bool(v.get("mastodon_prometheus_podmonitor_enabled")):
+        out.append("PodMonitor/%s-mastodon" % instance)
     if _bool(v.get("mastodon_networkpolicy_enabled")):
         out += ["NetworkPolicy/%s-%s" % (instance, c) for c in ("web", "streaming", "sidekiq", "jobs")]
     routing = v.get("mastodon_routing")
     if routing == "ingress":
         out.append("Ingress/%s-mastodon" % instance)
+        if v.get("mastodon_ingress_preset") == "traefik":
+            out.append("Middleware/%s-mastodon-compress" % instance)
     elif routing == "httproute":
         out.append("HTTPRoute/%s-mastodon" % instance)
         if v.get("mastodon_streaming_host"):
@@ -154,6 +163,17 @@ def role_problems(v, size):
                      "mastodon_version is %s. Turn it off, or upgrade first" % v.get("mastodon_version"))
     if not v.get("mastodon_routing_hosts"):
         p.append("mastodon_routing_hosts: may not be empty")
+    if _bool(v.get("mastodon_prometheus_podmonitor_enabled")) and not _bool(v.get("mastodon_prometheus_enabled")):
+        p.append("mastodon_prometheus_podmonitor_enabled: the PodMonitor scrapes the metrics that mastodon_prometheus_enabled "
+                 "turns on, and it is false. Turn both on, or the PodMonitor off")
+    if _bool(v.get("mastodon_asset_upload_enabled")):
+        if not _bool(v.get("mastodon_s3_enabled")):
+            p.append("mastodon_asset_upload_enabled: the assets go to the media S3 endpoint, but mastodon_s3_enabled is false. "
+                     "Turn S3 media on, or the asset upload off")
+        creds = v.get("mastodon_asset_upload_credentials_secret")
+        if creds not in (None, "", {}) and not (isinstance(creds, dict) and all(creds.get(k) for k in ("name", "access_key", "secret_key"))):
+            p.append("mastodon_asset_upload_credentials_secret: give the Secret as {name, access_key, secret_key} "
+                     "(the keys of its two entries), or null for the media keys")
     return p
 
 
@@ -166,7 +186,9 @@ def settings(v):
     for check in (inputs.check_identity, inputs.check_version, inputs.check_sidekiq, inputs.check_features, inputs.check_overrides):
         problems.extend(check(v))
     problems.extend(role_problems(v, size))
-    return dict(version_slug=inputs.version_slug(v["mastodon_version"]), owner_job_name="%s-owner-%s" % (instance, owner),
+    slug = inputs.version_slug(v["mastodon_version"])
+    return dict(version_slug=slug, owner_job_name="%s-owner-%s" % (instance, owner),
+                asset_upload_job_name="%s-asset-upload-%s" % (instance, slug),
                 sizing=size, managed_set=",".join(managed_set(v)), maintenance_jobs=maintenance_jobs(v), problems=problems)
 
 

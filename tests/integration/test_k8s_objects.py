@@ -132,6 +132,22 @@ def test_unknown_kind_fails_clearly(namespace):
     assert "HTTPRoute" in result["msg"] and "gateway.networking.k8s.io/v1" in result["msg"]
 
 
+def test_an_unserved_kind_later_in_the_group_stops_it_before_any_write(namespace):
+    """Like a Traefik Middleware on a cluster without Traefik's CRDs (a group no lab cluster serves,
+    since the Molecule scenario installs stand-ins of Traefik's): the ConfigMap before it is not made."""
+    since = audit_offset()
+    result, proc = apply(namespace, [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "before-the-middleware"}, "data": {"A": "1"}},
+        {"apiVersion": "unserved.fediverse-mastodon.test/v1alpha1", "kind": "Middleware", "metadata": {"name": "compress"},
+         "spec": {"compress": {}}}])
+    assert result.get("failed") and result["msg"].startswith("Middleware/compress: the cluster does not serve ")
+    assert "unserved.fediverse-mastodon.test/v1alpha1 (is the CRD of Middleware installed?)" in result["msg"]
+    assert result["msg"].endswith("Nothing was applied"), result["msg"]
+    writes = [(e["verb"], e["requestURI"]) for e in our_requests(since, namespace) if e["verb"] in MUTATING]
+    assert writes == []
+    assert kubectl("get", "configmap", "-n", namespace, "-o", "name").find("before-the-middleware") < 0
+
+
 def test_a_field_dropped_from_the_definition_is_removed(namespace):
     """A nodeSelector or label the definition no longer sets is removed, then the rerun is a no-op."""
     defs = objects(namespace, data="three")

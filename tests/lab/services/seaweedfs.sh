@@ -42,6 +42,8 @@ build() {
 
 up() {
   command -v curl >/dev/null && command -v unzip >/dev/null || apt_install curl unzip
+  # rclone: the asset-upload Job's uploader, run by the tests on the host against this server
+  command -v rclone >/dev/null || apt_install rclone
   mkdir -p "$SDIR" && chmod 700 "$SDIR"
   if sw_running; then
     local i
@@ -93,6 +95,7 @@ env_lines() {
   echo "export LAB_SEAWEEDFS_ACCESS_KEY=$(access_key)"
   echo "export LAB_SEAWEEDFS_SECRET_KEY=$(secret seaweedfs-admin)"
   echo "export LAB_SEAWEEDFS_BIN=$BIN"
+  echo "export LAB_RCLONE=$(command -v rclone || true)"
 }
 
 service_main "$@"

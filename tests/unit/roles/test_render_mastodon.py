@@ -1,9 +1,11 @@
 """The mastodon role's objects rendered offline: valid for two Kubernetes minors, no secret in a
 ConfigMap, hardened pods, and exactly one process on the scheduler queue."""
 
+import os
+
 import pytest
 
-from role_render import KUBERNETES_VERSIONS, by_kind, render_role, validate_all
+from role_render import KUBERNETES_VERSIONS, REPO, by_kind, render_role, validate_all
 
 CONNECTIONS = {
     "mastodon_local_domain": "social.example.org",
@@ -173,7 +175,7 @@ EVERYTHING_ON = dict(mastodon_prometheus_enabled=True, mastodon_networkpolicy_en
                      mastodon_media_remove_enabled=True, mastodon_media_remove_keep_interacted=True,
                      mastodon_media_prune_profiles_enabled=True, mastodon_preview_cards_remove_enabled=True,
                      mastodon_media_remove_orphans_enabled=True, mastodon_statuses_remove_enabled=True,
-                     mastodon_accounts_prune_enabled=True)
+                     mastodon_accounts_prune_enabled=True, mastodon_asset_upload_enabled=True)
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
@@ -223,3 +225,84 @@ def test_component_overrides_reach_their_component_only():
     for job in by_kind(objects, "Job"):
         assert job["spec"]["template"]["metadata"]["labels"]["job-team"] == "db"
         assert job["spec"]["template"]["spec"]["containers"][0]["image"].startswith("ghcr.io/mastodon/mastodon:")
+
+
+def test_the_asset_upload_job_copies_the_images_assets_with_the_media_keys_only():
+    objects = render_role("mastodon", dict(CONNECTIONS, mastodon_asset_upload_enabled=True, mastodon_asset_upload_acl="public-read",
+                                           mastodon_jobs_overrides={"pod_labels": {"job-team": "db"}}))
+    job = [j for j in by_kind(objects, "Job") if j["metadata"]["name"] == "localhost-asset-upload-v4-6-3"][0]
+    assert job["metadata"]["labels"]["mastodon.fediverse/job"] == "asset-upload"
+    template = job["spec"]["template"]
+    labels = template["metadata"]["labels"]
+    # the S3 server admits it, the database and Redis do not (no client label); the jobs' overrides apply
+    assert labels["mastodon.fediverse/s3-client"] == "true" and "mastodon.fediverse/client" not in labels
+    assert labels["job-team"] == "db" and labels["app.kubernetes.io/name"] == "jobs"
+    pod = template["spec"]
+    assert pod["restartPolicy"] == "Never" and pod["securityContext"]["runAsNonRoot"] is True
+    (collect,), (upload,) = pod["initContainers"], pod["containers"]
+    assert collect["image"] == "ghcr.io/mastodon/mastodon:v4.6.3"
+    assert collect["command"] == ["/bin/sh", "/opt/asset-upload/asset-upload.sh", "collect", "/opt/mastodon/public", "/assets"]
+    assert upload["image"].startswith("docker.io/rclone/rclone:")
+    assert upload["command"] == ["/bin/sh", "/opt/asset-upload/asset-upload.sh", "upload", "/assets"]
+    env = dict((e["name"], e.get("value", e.get("valueFrom"))) for e in upload["env"])
+    assert env["AWS_SECRET_ACCESS_KEY"] == {"secretKeyRef": {"name": "localhost-mastodon-s3", "key": "AWS_SECRET_ACCESS_KEY"}}
+    assert (env["S3_ENDPOINT"], env["S3_BUCKET"], env["S3_ACL"]) == ("http://localhost-minio.localhost.svc:9000", "localhost-media", "public-read")
+    # no Mastodon environment: neither the database password nor Mastodon's keys reach this pod
+    assert "envFrom" not in upload and not any(n.startswith(("DB_", "SECRET_KEY", "REDIS")) for n in env)
+    assert {v["name"] for v in pod["volumes"]} == {"assets", "tmp", "script"}
+    script = [c for c in by_kind(objects, "ConfigMap") if c["metadata"]["name"] == "localhost-mastodon-asset-upload"][0]
+    with open(os.path.join(REPO, "roles", "mastodon", "files", "asset-upload.sh"), encoding="utf-8") as fh:
+        assert script["data"]["asset-upload.sh"] == fh.read().rstrip("\n")
+    web = [d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "localhost-web"][0]
+    assert "ConfigMap/localhost-mastodon-asset-upload" in web["metadata"]["annotations"]["mastodon.fediverse/managed-objects"]
+
+
+def test_the_asset_upload_is_refused_without_s3_media():
+    with pytest.raises(AssertionError, match="mastodon_asset_upload_enabled: the assets go to the media S3 endpoint"):
+        render_role("mastodon", dict(CONNECTIONS, mastodon_asset_upload_enabled=True, mastodon_s3_enabled=False))
+
+
+@pytest.mark.parametrize("preset", ["none", "ingress-nginx", "traefik"])
+def test_the_ingress_presets(preset):
+    objects = render_role("mastodon", dict(CONNECTIONS, mastodon_ingress_preset=preset,
+                                           mastodon_ingress_annotations={"nginx.ingress.kubernetes.io/proxy-read-timeout": "7200"}))
+    (ingress,) = by_kind(objects, "Ingress")
+    ann = ingress["metadata"]["annotations"]
+    assert ann["nginx.ingress.kubernetes.io/proxy-body-size"] == "100m"
+    # the operator's annotation wins over the preset's
+    assert ann["nginx.ingress.kubernetes.io/proxy-read-timeout"] == "7200"
+    assert ("nginx.ingress.kubernetes.io/proxy-send-timeout" in ann) == (preset == "ingress-nginx")
+    middlewares = [o for o in objects if o["kind"] == "Middleware"]
+    web = [d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "localhost-web"][0]
+    managed = web["metadata"]["annotations"]["mastodon.fediverse/managed-objects"]
+    if preset == "traefik":
+        (middleware,) = middlewares
+        assert middleware["apiVersion"] == "traefik.io/v1alpha1" and middleware["metadata"]["name"] == "localhost-mastodon-compress"
+        assert middleware["spec"] == {"compress": {"excludedContentTypes": ["text/event-stream"]}}
+        assert ann["traefik.ingress.kubernetes.io/router.middlewares"] == "localhost-localhost-mastodon-compress@kubernetescrd"
+        assert "Middleware/localhost-mastodon-compress" in managed
+    else:
+        assert middlewares == [] and not any(k.startswith("traefik.") for k in ann) and "Middleware/" not in managed
+
+
+def test_the_pod_monitor_scrapes_the_three_metrics_ports():
+    objects = render_role("mastodon", dict(CONNECTIONS, mastodon_prometheus_enabled=True, mastodon_prometheus_podmonitor_enabled=True,
+                                           mastodon_prometheus_podmonitor_labels={"release": "prometheus"}))
+    (monitor,) = [o for o in objects if o["kind"] == "PodMonitor"]
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1" and monitor["metadata"]["labels"]["release"] == "prometheus"
+    assert [(e["port"], e["path"]) for e in monitor["spec"]["podMetricsEndpoints"]] == [("metrics", "/metrics"), ("streaming", "/metrics")]
+    selector = monitor["spec"]["selector"]
+    ports = {}
+    for deployment in by_kind(objects, "Deployment"):
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        if labels["app.kubernetes.io/instance"] == selector["matchLabels"]["app.kubernetes.io/instance"] \
+                and labels["app.kubernetes.io/name"] in selector["matchExpressions"][0]["values"]:
+            ports[labels["app.kubernetes.io/name"]] = {p["name"] for c in deployment["spec"]["template"]["spec"]["containers"]
+                                                       for p in c.get("ports", [])}
+    # every component it selects has a port that one of its endpoints names
+    assert set(ports) == {"web", "sidekiq", "streaming"}
+    assert all(names & {"metrics", "streaming"} for names in ports.values()), ports
+    web = [d for d in by_kind(objects, "Deployment") if d["metadata"]["name"] == "localhost-web"][0]
+    assert "PodMonitor/localhost-mastodon" in web["metadata"]["annotations"]["mastodon.fediverse/managed-objects"]
+    with pytest.raises(AssertionError, match="mastodon_prometheus_podmonitor_enabled: the PodMonitor scrapes the metrics"):
+        render_role("mastodon", dict(CONNECTIONS, mastodon_prometheus_podmonitor_enabled=True))

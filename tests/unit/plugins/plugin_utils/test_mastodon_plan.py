@@ -164,3 +164,19 @@ def test_maintenance_jobs_follow_their_switches_days_and_schedules():
     problems = plan.settings(settings(mastodon_version="v4.5.2", mastodon_media_remove_enabled=True,
                                       mastodon_media_remove_keep_interacted=True))["problems"]
     assert [p.split(":")[0] for p in problems] == ["mastodon_media_remove_keep_interacted"]
+
+
+def test_the_asset_upload_is_managed_and_its_credentials_checked():
+    on = settings(mastodon_asset_upload_enabled=True)
+    assert "ConfigMap/social-mastodon-asset-upload" in plan.managed_set(on)
+    assert "ConfigMap/social-mastodon-asset-upload" not in plan.managed_set(settings())
+    assert plan.settings(on)["asset_upload_job_name"] == "social-asset-upload-v4-6-3"
+    bad = plan.settings(settings(mastodon_asset_upload_enabled=True, mastodon_asset_upload_credentials_secret={"name": "keys"}))
+    assert any(p.startswith("mastodon_asset_upload_credentials_secret: ") for p in bad["problems"])
+    good = plan.settings(settings(mastodon_asset_upload_enabled=True, mastodon_asset_upload_credentials_secret={
+        "name": "keys", "access_key": "id", "secret_key": "secret"}))
+    assert not any("asset_upload" in p for p in good["problems"])
+    # turned off after a run with it on: the ConfigMap of the last run is deleted
+    state = plan.cluster_state(dict(deployments=[dict(metadata=dict(name="social-web", annotations={
+        plan.MANAGED_ANNOTATION: "ConfigMap/social-mastodon-asset-upload"}))]), settings())
+    assert state["stale_objects"] == [dict(apiVersion="v1", kind="ConfigMap", metadata=dict(name="social-mastodon-asset-upload"))]
