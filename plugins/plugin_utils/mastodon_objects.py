@@ -353,8 +353,8 @@ def ingress_annotations(s):
     return out
 
 
-
 # -- the PodMonitor ------------------------------------------------------------------------
+
 
 def pod_monitor(s):
     """The PodMonitor of the Prometheus Operator (``s``: instance, enabled, labels, interval),

@@ -138,10 +138,11 @@ def test_upload_names_the_missing_setting_and_refuses_wrong_keys(sw, media, tmp_
     bucket, dummy = media
     dest = tmp_path / "dest"
     assert run_script(sw, "collect", image_public(tmp_path, "0a0b0c0d"), str(dest.mkdir() or dest)).returncode == 0
-    res = run_script(sw, "upload", str(dest), env=dict(S3_ENDPOINT=sw["endpoint"], S3_BUCKET="", AWS_ACCESS_KEY_ID="x",
-                                                        AWS_SECRET_ACCESS_KEY="y"))
+    unset = dict(S3_ENDPOINT=sw["endpoint"], S3_BUCKET="", AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="y")
+    res = run_script(sw, "upload", str(dest), env=unset)
     assert res.returncode == 1 and res.stderr.strip() == "asset-upload: S3_BUCKET is not set"
-    wrong = run_script(sw, "upload", str(dest), env=dict(S3_ENDPOINT=sw["endpoint"], S3_BUCKET=bucket, AWS_ACCESS_KEY_ID="nobody",
-                                                          AWS_SECRET_ACCESS_KEY="wrong-secret", TMPDIR=str(tmp_path)))
+    wrong_keys = dict(S3_ENDPOINT=sw["endpoint"], S3_BUCKET=bucket, AWS_ACCESS_KEY_ID="nobody",
+                      AWS_SECRET_ACCESS_KEY="wrong-secret", TMPDIR=str(tmp_path))
+    wrong = run_script(sw, "upload", str(dest), env=wrong_keys)
     assert wrong.returncode != 0 and "is in bucket" not in wrong.stdout
     assert requests.get("%s/%s/packs/assets/application-0a0b0c0d.js" % (sw["endpoint"], bucket), timeout=10).status_code in (403, 404)

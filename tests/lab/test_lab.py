@@ -464,14 +464,14 @@ def test_seaweedfs_starts_from_an_empty_state(tmp_path):
     env = dict(os.environ, LAB_STATE=str(tmp_path / "state"), LAB_PORT_OFFSET="57",
                LAB_CACHE=os.path.dirname(os.path.dirname(binary)))
     try:
-        up = subprocess.run(["bash", script, "up"], env=env, capture_output=True, text=True, timeout=180)
+        up = subprocess.run(["bash", script, "up"], env=env, capture_output=True, text=True, timeout=180, check=False)
         assert up.returncode == 0, up.stderr
-        status = subprocess.run(["bash", script, "status"], env=env, capture_output=True, text=True, timeout=60)
+        status = subprocess.run(["bash", script, "status"], env=env, capture_output=True, text=True, timeout=60, check=False)
         assert status.returncode == 0 and " up " in status.stdout, status.stdout + status.stderr
         with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % (18300 + 57), timeout=10) as resp:
             assert resp.status == 200
     finally:
-        subprocess.run(["bash", script, "down"], env=env, capture_output=True, timeout=120)
+        subprocess.run(["bash", script, "down"], env=env, capture_output=True, timeout=120, check=False)
 
 
 def test_audit_log_records_requests_by_verb(kube):
