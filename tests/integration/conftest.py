@@ -2,7 +2,7 @@
 # Copyright: fediverse.mastodon contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Fixtures the integration tests share: the lab's API server, a fresh namespace, the S3 lab
-(``lab``; a module may define its own ``lab`` for another peer).
+(``lab``; a module may define its own ``lab`` for another peer), the lab's SeaweedFS (``sw``).
 
 Each skips with the command that provides what is missing; under CI=true a skip is a failure
 (tests/conftest.py).
@@ -14,6 +14,7 @@ import uuid
 import pytest
 
 S3_ENV = ("LAB_S3_ENDPOINT", "LAB_S3_ACCESS_KEY", "LAB_S3_SECRET_KEY")
+SEAWEEDFS_ENV = ("LAB_SEAWEEDFS_URL", "LAB_SEAWEEDFS_ACCESS_KEY", "LAB_SEAWEEDFS_SECRET_KEY")
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +47,18 @@ def namespace(core, request):
 @pytest.fixture(scope="module")
 def lab():
     """The lab's S3 server (Ceph RGW): endpoint and admin keys."""
-    missing = [n for n in S3_ENV if not os.environ.get(n)]
+    return _s3_server("S3 server", S3_ENV)
+
+
+@pytest.fixture(scope="module")
+def sw():
+    """The lab's SeaweedFS (the in-cluster S3 server's twin): endpoint and admin keys."""
+    return _s3_server("SeaweedFS", SEAWEEDFS_ENV)
+
+
+def _s3_server(what, names):
+    """{endpoint, access_key, secret_key} from the lab's variables ``names`` (in that order)."""
+    missing = [n for n in names if not os.environ.get(n)]
     if missing:
-        pytest.skip("no S3 server: %s not set (eval \"$(make -s lab-env)\")" % ", ".join(missing))
-    return dict(endpoint=os.environ["LAB_S3_ENDPOINT"], access_key=os.environ["LAB_S3_ACCESS_KEY"],
-                secret_key=os.environ["LAB_S3_SECRET_KEY"])
+        pytest.skip("no %s: %s not set (eval \"$(make -s lab-env)\")" % (what, ", ".join(missing)))
+    return dict(zip(("endpoint", "access_key", "secret_key"), (os.environ[n] for n in names)))

@@ -27,15 +27,11 @@ pytestmark = pytest.mark.lab
 
 
 @pytest.fixture(scope="module")
-def sw():
-    names = ("LAB_SEAWEEDFS_URL", "LAB_SEAWEEDFS_ACCESS_KEY", "LAB_SEAWEEDFS_SECRET_KEY")
-    missing = [n for n in names if not os.environ.get(n)]
-    if missing:
-        pytest.skip("no SeaweedFS: %s not set (eval \"$(make -s lab-env)\")" % ", ".join(missing))
+def sw(sw):  # pylint: disable=redefined-outer-name
+    """The lab's SeaweedFS (conftest's ``sw``), and where rclone is."""
     rclone = os.environ.get("LAB_RCLONE") or shutil.which("rclone")
     assert rclone, "no rclone: the lab installs it (tests/lab/services/seaweedfs.sh up)"
-    return dict(endpoint=os.environ["LAB_SEAWEEDFS_URL"], access_key=os.environ["LAB_SEAWEEDFS_ACCESS_KEY"],
-                secret_key=os.environ["LAB_SEAWEEDFS_SECRET_KEY"], rclone_dir=os.path.dirname(rclone))
+    return dict(sw, rclone_dir=os.path.dirname(rclone))
 
 
 @pytest.fixture(scope="module")

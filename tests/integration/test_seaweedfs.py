@@ -32,16 +32,6 @@ pytestmark = pytest.mark.lab
 
 
 @pytest.fixture(scope="module")
-def sw():
-    names = ("LAB_SEAWEEDFS_URL", "LAB_SEAWEEDFS_ACCESS_KEY", "LAB_SEAWEEDFS_SECRET_KEY")
-    missing = [n for n in names if not os.environ.get(n)]
-    if missing:
-        pytest.skip("no SeaweedFS: %s not set (eval \"$(make -s lab-env)\")" % ", ".join(missing))
-    return dict(endpoint=os.environ["LAB_SEAWEEDFS_URL"], access_key=os.environ["LAB_SEAWEEDFS_ACCESS_KEY"],
-                secret_key=os.environ["LAB_SEAWEEDFS_SECRET_KEY"])
-
-
-@pytest.fixture(scope="module")
 def iam(sw):
     return SeaweedfsAdmin(S3Connection(sw["endpoint"], sw["access_key"], sw["secret_key"], "us-east-1", True))
 
