@@ -306,3 +306,19 @@ def test_the_pod_monitor_scrapes_the_three_metrics_ports():
     assert "PodMonitor/localhost-mastodon" in web["metadata"]["annotations"]["mastodon.fediverse/managed-objects"]
     with pytest.raises(AssertionError, match="mastodon_prometheus_podmonitor_enabled: the PodMonitor scrapes the metrics"):
         render_role("mastodon", dict(CONNECTIONS, mastodon_prometheus_podmonitor_enabled=True))
+
+
+@pytest.mark.parametrize("routing", ["ingress", "httproute"])
+def test_the_streaming_host_routes_the_streaming_api_only(routing):
+    """Streaming serves /metrics without authentication: no route may reach any other path of it."""
+    objects = render_role("mastodon", dict(CONNECTIONS, mastodon_routing=routing, mastodon_streaming_host="streaming.example.org",
+                                           mastodon_httproute_parent_refs=[{"name": "gw"}]))
+    paths = []
+    for obj in objects:
+        if obj["kind"] == "Ingress":
+            paths += [p["path"] for rule in obj["spec"]["rules"] for p in rule["http"]["paths"]
+                      if p["backend"]["service"]["name"] == "localhost-streaming"]
+        elif obj["kind"] == "HTTPRoute":
+            paths += [m["path"]["value"] for rule in obj["spec"]["rules"] for m in rule["matches"]
+                      if rule["backendRefs"][0]["name"] == "localhost-streaming"]
+    assert paths and set(paths) == {"/api/v1/streaming"}, paths
